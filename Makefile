@@ -1,0 +1,31 @@
+# make run: the API on http://127.0.0.1:$(PORT) with an embedded S3/DynamoDB/SQS emulator.
+# make test: the whole suite (unit, emulator-backed, end-to-end over HTTP, real ffmpeg).
+PORT ?= 8000
+VENV ?= .venv
+PYTHON ?= python3
+BIN := $(VENV)/bin
+FFMPEG := $(CURDIR)/layers/ffmpeg/bin/ffmpeg
+
+.PHONY: run test bench ffmpeg clean
+
+$(BIN)/.installed: requirements.txt requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet -r requirements-dev.txt
+	touch $@
+
+$(FFMPEG): layers/ffmpeg/build.sh
+	PYTHON=$(PYTHON) bash layers/ffmpeg/build.sh
+
+ffmpeg: $(FFMPEG)
+
+run: $(BIN)/.installed $(FFMPEG)
+	PORT=$(PORT) FFMPEG_BINARY=$(FFMPEG) $(BIN)/python -m devtools.server
+
+test: $(BIN)/.installed $(FFMPEG)
+	FFMPEG_BINARY=$(FFMPEG) $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+bench: $(BIN)/.installed $(FFMPEG)
+	FFMPEG_BINARY=$(FFMPEG) $(BIN)/python -m bench $(BENCH_ARGS)
+
+clean:
+	rm -rf $(VENV) layers/ffmpeg/bin .pytest_cache

@@ -1,0 +1,132 @@
+"""The join job: turn a video's stored chunks into one compiled, seekable object.
+
+Runs off the request path (an SQS-triggered Lambda on AWS, the local worker under
+`make run`). It is idempotent: a join for a chunk count already compiled does nothing, and
+the compiled object's key is derived from that count.
+"""
+import os
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Callable, Iterator
+
+from aws_lambda_powertools import Logger
+
+from chalicelib import storage
+from chalicelib.catalog import Catalog, ConditionFailed, Video
+from chalicelib.errors import NotPlayable
+from chalicelib.jobs import JobQueue
+from chalicelib.media import Ffmpeg, JoinedVideo
+from chalicelib.settings import Settings
+from chalicelib.storage import ChunkMissing, ObjectStore
+
+logger = Logger(child=True)
+
+# Chunks are fetched this many at a time ahead of ffmpeg: S3 latency, not bandwidth, is
+# what a sequential read of many small objects waits on. Each is at most one API chunk.
+PREFETCH = 8
+# A chunk claimed this long ago and still not in S3 will not arrive: its append died.
+LOST_CHUNK_SECONDS = 120
+
+
+def prefetch_in_order(indices: list[int], fetch: Callable[[int], bytes],
+                      window: int = PREFETCH) -> Iterator[bytes]:
+    """fetch(i) for each index, in order, with up to `window` fetches running ahead."""
+    with ThreadPoolExecutor(max_workers=window) as pool:
+        futures = [pool.submit(fetch, i) for i in indices[:window]]
+        for position in range(len(indices)):
+            ahead = position + window
+            if ahead < len(indices):
+                futures.append(pool.submit(fetch, indices[ahead]))
+            yield futures[position].result()
+            futures[position] = None  # let the bytes go
+
+
+class Joiner:
+    def __init__(self, settings: Settings, catalog: Catalog, store: ObjectStore,
+                 queue: JobQueue, clock: Callable[[], float] = time.time):
+        self.settings = settings
+        self.catalog = catalog
+        self.store = store
+        self.queue = queue
+        self.clock = clock
+        self.ffmpeg = Ffmpeg(settings.ffmpeg_binary)
+
+    def run(self, video_id: int) -> str:
+        """Join the video's chunks as they are now; returns what happened, for the log."""
+        try:
+            video = self.catalog.start_join(video_id, self.clock())
+        except ConditionFailed:
+            return "no such video"
+        target = video.chunk_count
+        if target in (video.compiled_chunks, video.failed_chunks) or not video.stored_chunk_indices():
+            self.catalog.end_join(video_id)
+            return "up to date"
+        try:
+            with tempfile.TemporaryDirectory(dir=self.settings.work_dir) as work_dir:
+                joined = self._join(video, work_dir)
+                outcome = self._publish(video, joined, work_dir)
+        except ChunkMissing as missing:
+            self._chunk_missing(video, missing.index)
+            return "waiting for a chunk"
+        except NotPlayable as error:
+            self.catalog.fail_join(video_id, target, error.message)
+            logger.info("join failed", extra={"video_id": video_id, "reason": error.message})
+            return "failed"
+        except BaseException:
+            self.catalog.end_join(video_id)
+            raise
+        return outcome
+
+    def _join(self, video: Video, work_dir: str) -> JoinedVideo:
+        def fetch(index: int) -> bytes:
+            return b"".join(self.store.iter_chunk_blocks(video.video_id, index))
+
+        chunks = prefetch_in_order(video.stored_chunk_indices(), fetch)
+        return self.ffmpeg.join(chunks, work_dir)
+
+    def _publish(self, video: Video, joined: JoinedVideo, work_dir: str) -> str:
+        target = video.chunk_count
+        key = storage.compiled_key(video.video_id, target, joined.container.extension)
+        self.store.upload_file(joined.path, key, joined.container.content_type)
+        poster_key = self._poster(video, joined, work_dir)
+        media = media_summary(joined)
+        try:
+            replaced = self.catalog.finish_join(video.video_id, target, key, poster_key, media)
+        except ConditionFailed:
+            return "superseded by a newer join"
+        if replaced and replaced != key:
+            self.store.delete(replaced)
+            self.store.delete(os.path.splitext(replaced)[0] + ".jpg")
+        logger.info("joined", extra={"video_id": video.video_id, "chunks": target, **media})
+        return "joined"
+
+    def _poster(self, video: Video, joined: JoinedVideo, work_dir: str) -> str | None:
+        if joined.info.video is None:
+            return None
+        path = os.path.join(work_dir, "poster.jpg")
+        duration = joined.info.duration or 0.0
+        self.ffmpeg.poster(joined.path, path, at_seconds=min(1.0, duration / 10))
+        key = storage.compiled_key(video.video_id, video.chunk_count, "jpg")
+        self.store.upload_file(path, key, "image/jpeg")
+        return key
+
+    def _chunk_missing(self, video: Video, index: int) -> None:
+        now = self.clock()
+        if now - video.updated_at > LOST_CHUNK_SECONDS:
+            # Its append died between claiming the index and storing the bytes.
+            self.catalog.release_chunk(video.video_id, index, 0)
+        self.catalog.end_join(video.video_id)
+        if self.catalog.request_join(video.video_id, now, self.settings.join_stall_seconds):
+            self.queue.schedule_join(video.video_id, max(1, self.settings.join_delay_seconds))
+
+
+def media_summary(joined: JoinedVideo) -> dict:
+    info = joined.info
+    video, audio = info.video, info.audio
+    summary = {"container": joined.container.name, "content_type": joined.container.content_type,
+               "duration": info.duration, "byte_size": os.path.getsize(joined.path),
+               "video_codec": video.codec if video else None,
+               "width": video.width if video else None, "height": video.height if video else None,
+               "audio_codec": audio.codec if audio else None}
+    return {k: v for k, v in summary.items() if v is not None}

@@ -1,0 +1,83 @@
+"""The service's configuration: environment variables read once into one object.
+
+Each stage in `.chalice/config.json` sets these; `chalice local`, the Lambda runtime and
+the tests all read them the same way. A missing required variable fails at the first call
+of `get_settings()`, with its name, instead of deep inside a request.
+"""
+import functools
+import os
+import tempfile
+from dataclasses import dataclass
+
+# About 4.5 MB of raw chunk is what fits through API Gateway and Lambda: the 6 MB
+# synchronous payload limit applies to the base64-encoded body.
+DEFAULT_MAX_CHUNK_BYTES = 4_500_000
+
+
+class ConfigurationError(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class Settings:
+    bucket_name: str
+    table_name: str
+    job_queue_name: str
+    auth_mode: str  # "token": every call but create needs the video's token; "open": none do
+    max_chunk_bytes: int
+    ffmpeg_binary: str
+    presigned_url_seconds: int
+    join_delay_seconds: int  # lets a burst of appends share one join
+    join_stall_seconds: int  # a join scheduled or started this long ago is presumed lost
+    retry_after_seconds: int
+    work_dir: str
+    endpoint_url: str | None  # set for the local emulator; None on AWS
+
+    @property
+    def tokens_required(self) -> bool:
+        return self.auth_mode == "token"
+
+
+def _required(name: str) -> str:
+    value = os.environ.get(name, "").strip()
+    if not value:
+        raise ConfigurationError(f"environment variable {name} must be set")
+    return value
+
+
+def _integer(name: str, default: int, minimum: int = 0) -> int:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigurationError(f"{name} must be an integer, not {raw!r}") from None
+    if value < minimum:
+        raise ConfigurationError(f"{name} must be at least {minimum}, not {value}")
+    return value
+
+
+def _auth_mode() -> str:
+    mode = os.environ.get("AUTH_MODE", "token").strip() or "token"
+    if mode not in ("token", "open"):
+        raise ConfigurationError(f"AUTH_MODE must be 'token' or 'open', not {mode!r}")
+    return mode
+
+
+@functools.lru_cache(maxsize=None)
+def get_settings() -> Settings:
+    return Settings(
+        bucket_name=_required("BUCKET_NAME"),
+        table_name=_required("TABLE_NAME"),
+        job_queue_name=_required("JOB_QUEUE_NAME"),
+        auth_mode=_auth_mode(),
+        max_chunk_bytes=_integer("MAX_CHUNK_BYTES", DEFAULT_MAX_CHUNK_BYTES, minimum=1),
+        ffmpeg_binary=os.environ.get("FFMPEG_BINARY", "").strip() or "ffmpeg",
+        presigned_url_seconds=_integer("PRESIGNED_URL_SECONDS", 3600, minimum=1),
+        join_delay_seconds=min(_integer("JOIN_DELAY_SECONDS", 2), 900),
+        join_stall_seconds=_integer("JOIN_STALL_SECONDS", 960, minimum=1),
+        retry_after_seconds=_integer("RETRY_AFTER_SECONDS", 2, minimum=1),
+        work_dir=os.environ.get("WORK_DIR", "").strip() or tempfile.gettempdir(),
+        endpoint_url=os.environ.get("AWS_ENDPOINT_URL", "").strip() or None,
+    )

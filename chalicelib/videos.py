@@ -1,0 +1,147 @@
+"""The API's use cases: create a video, append a chunk, play it back, report its status.
+
+Knows nothing of HTTP: it takes ids, tokens and bytes, returns plain results and raises the
+errors of `chalicelib.errors`.
+"""
+import re
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+from aws_lambda_powertools import Logger
+
+from chalicelib import tokens
+from chalicelib.catalog import Catalog, ConditionFailed, Video
+from chalicelib.errors import InvalidVideoId, NoChunks, NotPlayable, VideoNotFound
+from chalicelib.jobs import JobQueue
+from chalicelib.settings import Settings
+from chalicelib.storage import ObjectStore
+
+logger = Logger(child=True)
+
+_VIDEO_ID = re.compile(r"[1-9][0-9]{0,14}")  # ids are counted from 1; 15 digits is plenty
+
+
+def parse_video_id(raw: str) -> int:
+    if not _VIDEO_ID.fullmatch(raw or ""):
+        raise InvalidVideoId(f"{raw!r} is not a video id: ids are whole numbers from 1 up")
+    return int(raw)
+
+
+@dataclass(frozen=True)
+class Created:
+    video: Video
+    upload_token: str
+
+
+@dataclass(frozen=True)
+class Appended:
+    video_id: int
+    chunk_index: int
+    chunk_bytes: int
+
+
+@dataclass(frozen=True)
+class Playback:
+    """Where the compiled video is, or None while it is being joined."""
+    url: str | None
+    content_type: str | None = None
+
+
+class VideoService:
+    def __init__(self, settings: Settings, catalog: Catalog, store: ObjectStore,
+                 queue: JobQueue, clock: Callable[[], float] = time.time):
+        self.settings = settings
+        self.catalog = catalog
+        self.store = store
+        self.queue = queue
+        self.clock = clock
+
+    def create(self) -> Created:
+        token = tokens.new_token()
+        return Created(self.catalog.create(tokens.token_hash(token)), token)
+
+    def append(self, video_id: int, token: str | None, chunk: bytes) -> Appended:
+        """Store one chunk: one conditional DynamoDB write, one S3 write; never reads
+        earlier chunks, so its cost does not grow with the video."""
+        expected_hash = self._required_token_hash(token)
+        now = self.clock()
+        try:
+            index, join_requested_at = self.catalog.claim_chunk(
+                video_id, len(chunk), expected_hash, now)
+        except ConditionFailed:
+            self._authorized(video_id, token)  # raises the reason: unknown video or wrong token
+            raise
+        try:
+            self.store.put_chunk(video_id, index, chunk)
+        except Exception:
+            self.catalog.release_chunk(video_id, index, len(chunk))
+            raise
+        if join_requested_at is None:
+            self._enqueue_join(video_id, self.settings.join_delay_seconds)
+        elif now - join_requested_at >= self.settings.join_stall_seconds:
+            self._schedule_join(video_id, now, self.settings.join_delay_seconds)
+        return Appended(video_id=video_id, chunk_index=index, chunk_bytes=len(chunk))
+
+    def playback(self, video_id: int, token: str | None) -> Playback:
+        video = self._authorized(video_id, token)
+        now = self.clock()
+        status = video.status(now, self.settings.join_stall_seconds)
+        if status == "empty":
+            raise NoChunks("no chunk was appended to this video yet")
+        if status == "failed":
+            raise NotPlayable(f"the chunks do not make a playable video: {video.error}")
+        if status == "ready":
+            return Playback(self.store.presigned_get(video.compiled_key),
+                            video.media.get("content_type"))
+        if status == "recording":
+            self._schedule_join(video_id, now, delay_seconds=0)
+        return Playback(None)
+
+    def status(self, video_id: int, token: str | None) -> dict:
+        video = self._authorized(video_id, token)
+        return self.describe(video)
+
+    def describe(self, video: Video) -> dict:
+        status = video.status(self.clock(), self.settings.join_stall_seconds)
+        description = {
+            "video_id": video.video_id, "status": status,
+            "chunk_count": len(video.stored_chunk_indices()), "bytes": video.byte_count,
+            "created_at": _iso(video.created_at), "updated_at": _iso(video.updated_at),
+        }
+        if video.compiled_chunks is not None:
+            description["compiled_chunk_count"] = video.compiled_chunks
+            description.update(video.media)
+            description["poster_url"] = (self.store.presigned_get(video.poster_key)
+                                         if video.poster_key else None)
+        if status == "failed":
+            description["error"] = video.error
+        return description
+
+    def _schedule_join(self, video_id: int, now: float, delay_seconds: int) -> None:
+        if self.catalog.request_join(video_id, now, self.settings.join_stall_seconds):
+            self._enqueue_join(video_id, delay_seconds)
+
+    def _enqueue_join(self, video_id: int, delay_seconds: int) -> None:
+        try:
+            self.queue.schedule_join(video_id, delay_seconds)
+        except Exception:
+            # The chunk is stored; the join request stays recorded and a later append or
+            # GET schedules it again once it counts as stalled.
+            logger.exception("could not schedule a join", extra={"video_id": video_id})
+
+    def _required_token_hash(self, token: str | None) -> str | None:
+        return tokens.required_hash(token) if self.settings.tokens_required else None
+
+    def _authorized(self, video_id: int, token: str | None) -> Video:
+        expected_hash = self._required_token_hash(token)  # a missing token is a 401 first
+        video = self.catalog.get(video_id)
+        if video is None:
+            raise VideoNotFound(f"there is no video {video_id}")
+        if expected_hash is not None:
+            tokens.check_token(token, video.token_hash)
+        return video
+
+
+def _iso(moment: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(moment))

@@ -1,0 +1,116 @@
+"""`make run`: the API on http://127.0.0.1:$PORT against an embedded AWS emulator.
+
+Starts a moto server (S3, DynamoDB, SQS) on a free loopback port, creates the `local`
+stage's bucket, table and queue, runs `chalice local --stage local`, and runs the join job
+in a worker that polls the queue and calls the same handler the SQS-triggered Lambda runs.
+Ctrl-C stops everything.
+"""
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+from devtools.emulator import Emulator, provision, use_fake_credentials
+
+ROOT = Path(__file__).resolve().parent.parent
+STAGE = "local"
+
+
+def stage_environment(stage: str = STAGE) -> dict[str, str]:
+    """The environment variables .chalice/config.json sets for a stage."""
+    config = json.loads((ROOT / ".chalice" / "config.json").read_text())
+    variables = dict(config.get("environment_variables", {}))
+    variables.update(config["stages"][stage].get("environment_variables", {}))
+    return variables
+
+
+def sqs_event(video_id_body: str, receipt: str) -> dict:
+    return {"Records": [{"messageId": receipt[:36], "receiptHandle": receipt,
+                         "body": video_id_body, "attributes": {}, "messageAttributes": {},
+                         "eventSource": "aws:sqs", "eventSourceARN": "arn:aws:sqs:local"}]}
+
+
+class JoinWorker(threading.Thread):
+    """Polls the job queue and hands each message to app.join_videos, as Lambda would."""
+
+    def __init__(self):
+        super().__init__(name="join-worker", daemon=True)
+        self.stopping = threading.Event()
+
+    def run(self) -> None:
+        sys.path.insert(0, str(ROOT))
+        import app  # noqa: E402 (the environment must be set first)
+        from chalice.local import LambdaContext
+
+        from chalicelib import aws
+        queue_url = aws.sqs().get_queue_url(QueueName=os.environ["JOB_QUEUE_NAME"])["QueueUrl"]
+        while not self.stopping.is_set():
+            messages = aws.sqs().receive_message(
+                QueueUrl=queue_url, WaitTimeSeconds=1, MaxNumberOfMessages=1).get("Messages", [])
+            for message in messages:
+                context = LambdaContext("join_videos", memory_size=1024, max_runtime_ms=900_000)
+                try:
+                    app.join_videos(sqs_event(message["Body"], message["ReceiptHandle"]), context)
+                except Exception as error:  # as on Lambda: the message returns after its timeout
+                    print(f"join job failed: {error!r}", file=sys.stderr, flush=True)
+                    continue
+                aws.sqs().delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+
+
+def wait_until_up(url: str, process: subprocess.Popen, seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"chalice local exited with {process.returncode}")
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                return
+        except OSError:
+            time.sleep(0.2)
+    raise SystemExit(f"chalice local did not answer on {url} within {seconds} s")
+
+
+def main() -> None:
+    port = int(os.environ.get("PORT") or 8000)
+    use_fake_credentials()
+    emulator = Emulator().start()
+    os.environ["AWS_ENDPOINT_URL"] = emulator.url
+    for name, value in stage_environment().items():
+        os.environ.setdefault(name, value)
+    from chalicelib.settings import get_settings
+    provision(get_settings(), emulator.url)
+
+    chalice = subprocess.Popen(
+        [str(Path(sys.executable).parent / "chalice"), "local", "--stage", STAGE,
+         "--host", "127.0.0.1", "--port", str(port), "--no-autoreload"],
+        cwd=ROOT, env=os.environ.copy())
+    worker = JoinWorker()
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_until_up(url + "/", chalice)
+        worker.start()
+        print(f"video-management-api is serving on {url} (emulated S3/DynamoDB/SQS at "
+              f"{emulator.url}); Ctrl-C stops it", flush=True)
+        while not stop.is_set() and chalice.poll() is None:
+            stop.wait(0.5)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        worker.stopping.set()
+        chalice.terminate()
+        try:
+            chalice.wait(10)
+        except subprocess.TimeoutExpired:
+            chalice.kill()
+        emulator.stop()
+
+
+if __name__ == "__main__":
+    main()
