@@ -22,13 +22,16 @@ app.register_middleware(ConvertToMiddleware(logger.inject_lambda_context))
 # API Gateway passes a body through untouched only when its Content-Type is a binary media
 # type; any other arrives as text and binary chunks are corrupted. So every type an append
 # accepts is declared binary (chalice deploys this list as the API's binaryMediaTypes).
-app.api.binary_types = sorted(set(app.api.binary_types) | set(CHUNK_CONTENT_TYPES) - {"application/json"})
+app.api.binary_types = sorted(set(app.api.binary_types) | (set(CHUNK_CONTENT_TYPES) - {"application/json"}))
 app.api.cors = CORSConfig(
     allow_origin="*",
     allow_headers=["Authorization", "Content-Type", "Content-Range"],
     expose_headers=["Location", "Retry-After"],
     max_age=600,
 )
+
+# A GET has no body; a Content-Type header a client sends anyway is no reason for a 415.
+ANY_CONTENT_TYPE = ["*/*"]
 
 HTTP_STATUS = {
     errors.InvalidVideoId: 400,
@@ -107,7 +110,7 @@ def append_video(video_id):
             "bytes_received": appended.chunk_bytes}
 
 
-@api_route("/get_video/{video_id}", methods=["GET"])
+@api_route("/get_video/{video_id}", methods=["GET"], content_types=ANY_CONTENT_TYPE)
 def get_video(video_id):
     playback = get_service().playback(parse_video_id(video_id), _token(allow_query=True))
     if playback.url is None:
@@ -118,7 +121,7 @@ def get_video(video_id):
                     status_code=302, headers={"Location": playback.url})
 
 
-@api_route("/videos/{video_id}", methods=["GET"])
+@api_route("/videos/{video_id}", methods=["GET"], content_types=ANY_CONTENT_TYPE)
 def video_status(video_id):
     return get_service().status(parse_video_id(video_id), _token())
 

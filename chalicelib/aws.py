@@ -4,6 +4,7 @@ Importing this module creates nothing, so moto can start before the first client
 and `reset()` lets a test start over with fresh clients.
 """
 import functools
+import threading
 
 import boto3
 from botocore.config import Config
@@ -31,9 +32,17 @@ def dynamodb():
     return boto3.client("dynamodb", config=_config())
 
 
-@functools.lru_cache(maxsize=None)
+_per_thread = threading.local()
+
+
 def videos_table():
-    return boto3.resource("dynamodb", config=_config()).Table(get_settings().table_name)
+    # boto3 resources, unlike clients, must not be shared between threads (chalice local
+    # serves each request on its own thread), so each thread gets its own.
+    table = getattr(_per_thread, "videos_table", None)
+    if table is None:
+        table = boto3.resource("dynamodb", config=_config()).Table(get_settings().table_name)
+        _per_thread.videos_table = table
+    return table
 
 
 @functools.lru_cache(maxsize=None)
@@ -42,5 +51,6 @@ def sqs():
 
 
 def reset() -> None:
-    for getter in (s3, dynamodb, videos_table, sqs):
+    for getter in (s3, dynamodb, sqs):
         getter.cache_clear()
+    _per_thread.__dict__.clear()

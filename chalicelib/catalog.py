@@ -151,7 +151,9 @@ class Catalog:
                               "updated_at = :now, "
                               "join_requested_at = if_not_exists(join_requested_at, :now)"),
             ExpressionAttributeValues={":one": 1, ":size": size, ":now": _dynamo(now)},
-            ReturnValues="UPDATED_OLD")
+            # The whole old item (under 1 KB): UPDATED_OLD may leave out an attribute that
+            # if_not_exists did not change, which is exactly the one this needs.
+            ReturnValues="ALL_OLD")
         old = _plain(result["Attributes"])
         return old["chunk_count"], old.get("join_requested_at")
 

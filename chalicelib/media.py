@@ -209,10 +209,11 @@ class _ChunkFiles:
         # The first file's header may arrive cut into tiny chunks: gather enough to sniff.
         head, rest = first
         while len(head) < containers.SNIFF_BYTES:
+            head, rest = head + b"".join(rest), iter(())
             more = self._next_chunk()
             if more is None:
                 break
-            head += more[0] + b"".join(more[1])
+            head, rest = head + more[0], more[1]
         while True:
             file = _File(head, rest, self)
             yield file

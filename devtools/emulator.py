@@ -33,11 +33,27 @@ class _QuietRequestHandler(MotoRequestHandler):
         pass
 
 
+class _AtomicDynamoDB:
+    """DynamoDB applies each request to an item atomically; moto's backend takes no lock,
+    so two concurrent `ADD counter :1` can both read the same value. Serialising DynamoDB
+    requests gives the emulator the atomicity the service relies on."""
+
+    def __init__(self, application):
+        self._application = application
+        self._lock = threading.Lock()
+
+    def __call__(self, environ, start_response):
+        if environ.get("HTTP_X_AMZ_TARGET", "").startswith("DynamoDB_"):
+            with self._lock:
+                return list(self._application(environ, start_response))
+        return self._application(environ, start_response)
+
+
 class Emulator:
     """A moto server (S3, DynamoDB, SQS) on 127.0.0.1; `url` is its AWS_ENDPOINT_URL."""
 
     def __init__(self, port: int = 0):
-        application = DomainDispatcherApplication(create_backend_app)
+        application = _AtomicDynamoDB(DomainDispatcherApplication(create_backend_app))
         self._server = make_server("127.0.0.1", port, application, threaded=True,
                                    request_handler=_QuietRequestHandler)
         host, bound_port = self._server.server_address[:2]

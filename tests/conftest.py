@@ -1,0 +1,129 @@
+"""Shared test set-up.
+
+- The `local` stage's settings, fake credentials and the layer's ffmpeg are put in the
+  environment before anything imports the app.
+- `aws`: moto's in-process S3, DynamoDB and SQS with the stage's bucket, table and queue.
+- `live_server`: the real `make run` stack (moto server + chalice local + join worker) in a
+  subprocess on a free port, for tests that go over HTTP.
+"""
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = ROOT.parent / "shared" / "fixtures"
+CHROME_VP8 = FIXTURES / "chrome-vp8-500ms"
+
+sys.path.insert(0, str(ROOT))
+from devtools.emulator import provision, use_fake_credentials  # noqa: E402
+from devtools.server import stage_environment  # noqa: E402
+
+use_fake_credentials()
+os.environ.pop("AWS_ENDPOINT_URL", None)  # moto's in-process mock ignores requests while set
+for _name, _value in stage_environment().items():
+    os.environ[_name] = _value
+os.environ["JOIN_DELAY_SECONDS"] = "0"
+os.environ.setdefault("FFMPEG_BINARY", str(ROOT / "layers" / "ffmpeg" / "bin" / "ffmpeg"))
+
+from chalicelib import aws as aws_clients  # noqa: E402
+from chalicelib.settings import get_settings  # noqa: E402
+
+
+def fixture_chunks() -> list[bytes]:
+    return [path.read_bytes() for path in sorted(CHROME_VP8.glob("*.chunk"))]
+
+
+@pytest.fixture
+def settings_env(monkeypatch):
+    """Change settings for one test: settings_env(NAME="value", ...)."""
+    def apply(**variables):
+        for name, value in variables.items():
+            monkeypatch.setenv(name, str(value))
+        get_settings.cache_clear()
+        return get_settings()
+    yield apply
+    get_settings.cache_clear()
+
+
+@pytest.fixture
+def aws():
+    """In-process moto with the stage's bucket, table and queue; fresh clients per test."""
+    from moto import mock_aws
+    get_settings.cache_clear()
+    aws_clients.reset()
+    with mock_aws():
+        provision(get_settings())
+        yield
+    aws_clients.reset()
+    get_settings.cache_clear()
+
+
+@pytest.fixture
+def emulator(monkeypatch):
+    """The moto server `make run` uses, over HTTP: unlike the in-process mock it serves
+    concurrent requests, with DynamoDB's per-request atomicity."""
+    from devtools.emulator import Emulator
+    with Emulator() as server:
+        monkeypatch.setenv("AWS_ENDPOINT_URL", server.url)
+        get_settings.cache_clear()
+        aws_clients.reset()
+        provision(get_settings(), server.url)
+        yield server
+    aws_clients.reset()
+    get_settings.cache_clear()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class LiveServer:
+    def __init__(self, url: str, process: subprocess.Popen, log: Path):
+        self.url = url
+        self.process = process
+        self.log = log
+
+
+@pytest.fixture(scope="session")
+def live_server(tmp_path_factory):
+    """The whole local stack as `make run` starts it, on a free port."""
+    port = free_port()
+    log = tmp_path_factory.mktemp("server") / "server.log"
+    env = {k: v for k, v in os.environ.items() if k != "AWS_ENDPOINT_URL"}
+    env.update(PORT=str(port), JOIN_DELAY_SECONDS="0", PYTHONUNBUFFERED="1")
+    with open(log, "wb") as out:
+        process = subprocess.Popen([sys.executable, "-m", "devtools.server"], cwd=ROOT, env=env,
+                                   stdout=out, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 90
+    while True:
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            pytest.fail("the local server did not start:\n" + log.read_text()[-3000:])
+        if "is serving on" in log.read_text():
+            break
+        time.sleep(0.2)
+    yield LiveServer(url, process, log)
+    process.terminate()
+    try:
+        process.wait(20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
+def wait_for_video(get, timeout: float = 60.0, interval: float = 0.3):
+    """Call get() until it answers something other than 202; return that answer."""
+    deadline = time.monotonic() + timeout
+    while True:
+        response = get()
+        if response.status_code != 202 or time.monotonic() > deadline:
+            return response
+        time.sleep(interval)

@@ -1,0 +1,52 @@
+"""Recordings made on the spot with ffmpeg's lavfi sources, in the shapes clients send.
+
+`unseekable_stream` writes to a pipe as MediaRecorder does: no Duration, no Cues (WebM), a
+fragmented MP4 with its moov first. `cut` slices such a stream at arbitrary byte offsets."""
+import functools
+import os
+import random
+import subprocess
+
+VIDEO_CODECS = {"vp8": ["-c:v", "libvpx", "-deadline", "realtime", "-cpu-used", "8", "-b:v", "500k"],
+                "vp9": ["-c:v", "libvpx-vp9", "-deadline", "realtime", "-cpu-used", "8", "-b:v", "500k"],
+                "h264": ["-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p"]}
+AUDIO_CODECS = {"opus": ["-c:a", "libopus", "-b:a", "64k"], "aac": ["-c:a", "aac", "-b:a", "64k"]}
+
+
+def ffmpeg() -> str:
+    return os.environ["FFMPEG_BINARY"]
+
+
+@functools.lru_cache(maxsize=None)
+def unseekable_stream(container: str = "webm", video: str | None = "vp8", audio: str | None = "opus",
+                      seconds: float = 2.0, size: str = "320x240", rate: int = 25,
+                      tone: int = 440) -> bytes:
+    command = [ffmpeg(), "-hide_banner", "-v", "error"]
+    if video:
+        command += ["-f", "lavfi", "-i", f"testsrc2=size={size}:rate={rate}"]
+    if audio:
+        command += ["-f", "lavfi", "-i", f"sine=frequency={tone}:sample_rate=48000"]
+    command += ["-t", str(seconds)]
+    if video:
+        command += VIDEO_CODECS[video] + ["-g", str(rate)]
+    if audio:
+        command += AUDIO_CODECS[audio]
+    if container == "mp4":
+        command += ["-movflags", "frag_keyframe+empty_moov+default_base_moof", "-f", "mp4"]
+    else:
+        command += ["-f", container]
+    result = subprocess.run(command + ["pipe:1"], capture_output=True, check=True, timeout=120)
+    return result.stdout
+
+
+def cut(data: bytes, sizes: list[int] | None = None, seed: int = 7, pieces: int = 12) -> list[bytes]:
+    """Cut bytes at the given sizes (then evenly), or at random offsets."""
+    if sizes is None:
+        offsets = sorted(random.Random(seed).sample(range(1, len(data)), pieces - 1))
+    else:
+        offsets, position = [], 0
+        for size in sizes:
+            position += size
+            offsets.append(position)
+    bounds = [0, *offsets, len(data)]
+    return [data[a:b] for a, b in zip(bounds, bounds[1:]) if b > a]

@@ -1,0 +1,18 @@
+import pytest
+
+from chalicelib.settings import ConfigurationError, get_settings
+
+
+def test_the_local_stage_settings_are_read_once(settings_env):
+    settings = settings_env()
+    assert settings.bucket_name == "video-chunks-local"
+    assert settings.max_chunk_bytes == 4_500_000
+    assert settings.tokens_required
+    assert get_settings() is settings
+
+
+@pytest.mark.parametrize("name, value", [("BUCKET_NAME", ""), ("AUTH_MODE", "maybe"),
+                                         ("MAX_CHUNK_BYTES", "lots"), ("MAX_CHUNK_BYTES", "0")])
+def test_bad_configuration_fails_loudly_with_the_variable_name(settings_env, name, value):
+    with pytest.raises(ConfigurationError, match=name):
+        settings_env(**{name: value})
