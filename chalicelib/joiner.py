@@ -50,7 +50,7 @@ class Joiner:
         self.store = store
         self.queue = queue
         self.clock = clock
-        self.ffmpeg = Ffmpeg(settings.ffmpeg_binary)
+        self.ffmpeg = Ffmpeg(settings.ffmpeg_binary, settings.allow_reencode)
 
     def run(self, video_id: int) -> str:
         """Join the video's chunks as they are now; returns what happened, for the log."""
@@ -88,7 +88,7 @@ class Joiner:
     def _publish(self, video: Video, joined: JoinedVideo, work_dir: str) -> str:
         target = video.chunk_count
         key = storage.compiled_key(video.video_id, target, joined.container.extension)
-        self.store.upload_file(joined.path, key, joined.container.content_type)
+        self.store.upload_file(joined.path, key, joined.content_type)
         poster_key = self._poster(video, joined, work_dir)
         media = media_summary(joined)
         try:
@@ -124,8 +124,9 @@ class Joiner:
 def media_summary(joined: JoinedVideo) -> dict:
     info = joined.info
     video, audio = info.video, info.audio
-    summary = {"container": joined.container.name, "content_type": joined.container.content_type,
+    summary = {"container": joined.container.name, "content_type": joined.content_type,
                "duration": info.duration, "byte_size": os.path.getsize(joined.path),
+               "join_method": joined.method, "audio_only": video is None,
                "video_codec": video.codec if video else None,
                "width": video.width if video else None, "height": video.height if video else None,
                "audio_codec": audio.codec if audio else None}

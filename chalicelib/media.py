@@ -14,6 +14,7 @@ How chunks become a video (see the project's design notes):
 import os
 import re
 import subprocess
+import tempfile
 from dataclasses import dataclass, field
 from typing import Iterable, Iterator
 
@@ -31,6 +32,7 @@ _ERROR_LINES = 4
 class Stream:
     kind: str  # "video" or "audio"
     codec: str
+    profile: str | None = None
     width: int | None = None
     height: int | None = None
     frame_rate: str | None = None
@@ -58,11 +60,40 @@ class JoinedVideo:
     container: Container
     info: MediaInfo
     files: int  # how many complete files the chunks held
+    method: str  # "remux" (one stream), "concat" (stream copy of files) or "reencode"
+
+    @property
+    def content_type(self) -> str:
+        if self.info.video is None:  # an audio-only recording
+            return self.container.content_type.replace("video/", "audio/")
+        return self.container.content_type
+
+
+@dataclass(frozen=True)
+class _Part:
+    path: str
+    container: Container
+    info: MediaInfo
+
+
+# Joins of files that differ are re-encoded to this one format: H.264 and AAC in MP4 plays
+# everywhere, and libx264 is the fastest good encoder in the layer's ffmpeg.
+REENCODE_CONTAINER = containers.MP4
+REENCODE_OPTIONS = {"c:v": "libx264", "preset": "veryfast", "crf": 23, "pix_fmt": "yuv420p",
+                    "c:a": "aac", "b:a": "128k", "ar": 48000, "ac": 2, "movflags": "+faststart"}
+# A join must be this close to the duration of what went in: 2 % or 0.2 s, whichever is more.
+DURATION_TOLERANCE = (0.02, 0.2)
+# Up to this length the whole output is decoded to check it; longer ones are checked at
+# their start and end (a stream copy does not touch the packets in between, and damage to
+# the container there shows as remux errors, which fail the join already).
+FULL_DECODE_SECONDS = 120.0
+SAMPLE_SECONDS = 5.0
 
 
 class Ffmpeg:
-    def __init__(self, binary: str):
+    def __init__(self, binary: str, allow_reencode: bool = True):
         self.binary = binary
+        self.allow_reencode = allow_reencode
 
     # --- running ---------------------------------------------------------------------
 
@@ -71,36 +102,51 @@ class Ffmpeg:
             cmd=self.binary, overwrite_output=True)
 
     def _run(self, stream, what: str) -> None:
+        """Run to completion; any error ffmpeg reports fails the step, even with exit 0."""
         result = subprocess.run(self._command(stream), stdin=subprocess.DEVNULL,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        if result.returncode != 0:
+        if result.returncode != 0 or result.stderr.strip():
             raise NotPlayable(f"{what}: {_last_lines(result.stderr)}")
 
-    def remux_stream(self, blocks: Iterable[bytes], container: Container, output: str) -> None:
-        """Pipe one file's bytes into ffmpeg and stream-copy them into a seekable file."""
-        options = {"c": "copy", "map": "0", "f": container.name}
+    def remux_stream(self, blocks: Iterable[bytes], container: Container, output: str) -> float:
+        """Pipe one file's bytes into ffmpeg and stream-copy them into a seekable file.
+
+        Returns the last timestamp ffmpeg wrote (seconds): the stream's own idea of its length.
+        """
+        options = {"c": "copy", "map": "0", "f": container.name, "fflags": "+bitexact"}
         if container is containers.MP4:
             options["movflags"] = "+faststart"
-        command = self._command(ffmpeg.input("pipe:0").output(output, **options))
-        with open(output + ".log", "w+b") as log:
-            process = subprocess.Popen(command, stdin=subprocess.PIPE,
+        progress = output + ".progress"
+        stream = ffmpeg.input("pipe:0").output(output, **options).global_args("-progress", progress)
+        written = unread = 0
+        with tempfile.TemporaryFile() as log:
+            process = subprocess.Popen(self._command(stream), stdin=subprocess.PIPE,
                                        stdout=subprocess.DEVNULL, stderr=log)
             try:
                 for block in blocks:
-                    process.stdin.write(block)
-                process.stdin.close()
-            except BrokenPipeError:
-                pass  # ffmpeg gave up early; its exit code and log say why
+                    if unread:
+                        unread += len(block)
+                        continue
+                    try:
+                        process.stdin.write(block)
+                        written += len(block)
+                    except BrokenPipeError:
+                        unread = len(block)
+                if not unread:
+                    process.stdin.close()
             except BaseException:
                 process.kill()
                 process.wait()
                 raise
             returncode = process.wait()
             log.seek(0)
-            message = log.read()
-        os.unlink(output + ".log")
-        if returncode != 0:
-            raise NotPlayable(f"the recording could not be read: {_last_lines(message)}")
+            errors = _without_cut_end(log.read())
+        if returncode != 0 or errors.strip():
+            raise NotPlayable(f"the recording could not be read: {_last_lines(errors)}")
+        if unread:
+            raise NotPlayable(f"ffmpeg stopped reading the recording after {written} bytes; "
+                              f"{unread} more bytes were not part of it")
+        return _last_progress_time(progress)
 
     def probe(self, path: str) -> MediaInfo:
         """Duration and streams, from what `ffmpeg -i` prints (ffprobe is not in the layer)."""
@@ -110,13 +156,25 @@ class Ffmpeg:
 
     def poster(self, video: str, output: str, at_seconds: float) -> None:
         source = ffmpeg.input(video, ss=at_seconds)
-        self._run(source.output(output, vframes=1, **{"q:v": 3}), "no poster frame")
+        self._run(source.output(output, vframes=1, fflags="+bitexact", **{"q:v": 3}),
+                  "no poster frame")
+
+    def check_decodes(self, path: str, duration: float) -> None:
+        """Decode the video (all of it, or its start and end when long): any error fails."""
+        if duration <= FULL_DECODE_SECONDS:
+            windows = [{}]
+        else:
+            windows = [{"t": SAMPLE_SECONDS}, {"ss": max(0.0, duration - SAMPLE_SECONDS)}]
+        for window in windows:
+            self._run(ffmpeg.input(path, **window).output("-", f="null"),
+                      "the joined video does not decode cleanly")
 
     # --- joining -------------------------------------------------------------------
 
     def join(self, chunks: Iterable[bytes | Iterator[bytes]], work_dir: str) -> JoinedVideo:
-        """Join chunks (each given as bytes or as an iterator of blocks), in order."""
-        files: list[tuple[str, Container]] = []
+        """Join chunks (each given as bytes or as an iterator of blocks), in order, into one
+        file that has been checked: its duration matches what went in and it decodes."""
+        parts: list[_Part] = []
         for index, blocks in enumerate(_ChunkFiles(chunks)):
             container = containers.sniff(blocks.head[:containers.SNIFF_BYTES])
             if container is None:
@@ -124,36 +182,118 @@ class Ffmpeg:
                     "the first chunk does not start with a WebM, Matroska or MP4 header"
                     if index == 0 else "a chunk holds an unknown kind of file")
             path = os.path.join(work_dir, f"part-{index:06d}.{container.extension}")
-            self.remux_stream(blocks, container, path)
-            files.append((path, container))
-        if not files:
+            stream_end = self.remux_stream(blocks, container, path)
+            info = self.probe(path)
+            if not info.streams or not info.duration or stream_end is None:
+                raise NotPlayable(f"file {index + 1} of the recording holds no complete "
+                                  "audio or video frame")
+            _check_duration(info.duration, stream_end, f"file {index + 1}'s timestamps")
+            parts.append(_Part(path, container, info))
+        if not parts:
             raise NotPlayable("there are no chunks to join")
-        if len(files) == 1:
-            path, container = files[0]
+        if len(parts) == 1:
+            path, container, method = parts[0].path, parts[0].container, "remux"
+        elif _same_format(parts):
+            path, container, method = self._concat_copy(parts, work_dir), parts[0].container, "concat"
+        elif self.allow_reencode:
+            path, container, method = self._concat_reencode(parts, work_dir), REENCODE_CONTAINER, "reencode"
         else:
-            path, container = self._concat(files, work_dir)
+            raise NotPlayable("the chunks are complete files whose streams differ ("
+                              + _describe_difference(parts) + ") and re-encoding is off")
         info = self.probe(path)
-        if not info.streams:
-            raise NotPlayable("the joined file holds no audio or video stream")
-        return JoinedVideo(path=path, container=container, info=info, files=len(files))
+        _check_duration(info.duration, sum(p.info.duration for p in parts), "the parts joined")
+        self.check_decodes(path, info.duration)
+        return JoinedVideo(path=path, container=container, info=info, files=len(parts),
+                           method=method)
 
-    def _concat(self, files: list[tuple[str, Container]], work_dir: str) -> tuple[str, Container]:
-        infos = [self.probe(path) for path, _ in files]
-        container = files[0][1]
-        if len({c for _, c in files}) == 1 and len({i.streams for i in infos}) == 1:
-            listing = os.path.join(work_dir, "files.txt")
-            with open(listing, "w") as out:
-                for path, _ in files:
-                    out.write(f"file '{path}'\n")
-            output = os.path.join(work_dir, f"joined.{container.extension}")
-            options = {"c": "copy", "map": "0", "f": container.name}
-            if container is containers.MP4:
-                options["movflags"] = "+faststart"
-            self._run(ffmpeg.input(listing, f="concat", safe=0).output(output, **options),
-                      "the files could not be joined")
-            return output, container
-        raise NotPlayable("the chunks are complete files whose streams differ: "
-                          + _describe_difference(infos))
+    def _concat_copy(self, parts: list[_Part], work_dir: str) -> str:
+        container = parts[0].container
+        listing = os.path.join(work_dir, "files.txt")
+        with open(listing, "w") as out:
+            for part in parts:
+                out.write(f"file '{part.path}'\n")
+        output = os.path.join(work_dir, f"joined.{container.extension}")
+        options = {"c": "copy", "map": "0", "f": container.name, "fflags": "+bitexact"}
+        if container is containers.MP4:
+            options["movflags"] = "+faststart"
+        self._run(ffmpeg.input(listing, f="concat", safe=0).output(output, **options),
+                  "the files could not be joined")
+        return output
+
+    def _concat_reencode(self, parts: list[_Part], work_dir: str) -> str:
+        """Re-encode files that differ into one format with the concat filter: every video
+        scaled and padded to the first one's frame, missing tracks filled with black or
+        silence so each part keeps its length."""
+        with_video = [p.info.video for p in parts if p.info.video]
+        has_audio = any(p.info.audio for p in parts)
+        width, height = _even(with_video[0].width or 1280), _even(with_video[0].height or 720)
+        rate = _frame_rate(with_video[0].frame_rate) if with_video else None
+        streams = []
+        for part in parts:
+            source = ffmpeg.input(part.path)
+            seconds = part.info.duration
+            if with_video:
+                if part.info.video:
+                    video = (source.video
+                             .filter("scale", width, height, force_original_aspect_ratio="decrease")
+                             .filter("pad", width, height, "(ow-iw)/2", "(oh-ih)/2")
+                             .filter("setsar", 1).filter("fps", rate))
+                else:
+                    video = ffmpeg.input(f"color=c=black:s={width}x{height}:r={rate}:d={seconds}",
+                                         f="lavfi").video
+                streams.append(video.filter("format", "yuv420p"))
+            if has_audio:
+                if part.info.audio:
+                    audio = source.audio.filter("aresample", 48000).filter(
+                        "aformat", sample_fmts="fltp", channel_layouts="stereo")
+                else:
+                    audio = ffmpeg.input(f"anullsrc=r=48000:cl=stereo:d={seconds}", f="lavfi").audio
+                streams.append(audio)
+        joined = ffmpeg.concat(*streams, v=int(bool(with_video)), a=int(has_audio)).node
+        outputs = [joined[i] for i in range(int(bool(with_video)) + int(has_audio))]
+        output = os.path.join(work_dir, f"joined.{REENCODE_CONTAINER.extension}")
+        options = dict(REENCODE_OPTIONS, f=REENCODE_CONTAINER.name, fflags="+bitexact")
+        self._run(ffmpeg.output(*outputs, output, **options), "the files could not be re-encoded")
+        return output
+
+
+def _check_duration(actual: float | None, expected: float | None, what: str) -> None:
+    if actual is None or expected is None:
+        raise NotPlayable(f"the duration of the joined video is unknown (expected {expected} s)")
+    relative, absolute = DURATION_TOLERANCE
+    if abs(actual - expected) > max(absolute, relative * expected):
+        raise NotPlayable(f"the joined video lasts {actual:.2f} s but {what} "
+                          f"add up to {expected:.2f} s")
+
+
+def _same_format(parts: list[_Part]) -> bool:
+    return len({p.container for p in parts}) == 1 and len({p.info.streams for p in parts}) == 1
+
+
+def _even(pixels: int) -> int:
+    return pixels - pixels % 2
+
+
+def _frame_rate(text: str | None) -> float:
+    try:
+        rate = float(text.rstrip("k")) * (1000 if text.endswith("k") else 1)
+    except (AttributeError, ValueError):
+        return 30.0
+    return rate if 1 <= rate <= 120 else 30.0
+
+
+def _last_progress_time(progress_path: str) -> float | None:
+    """The last out_time of an ffmpeg -progress file, in seconds."""
+    try:
+        with open(progress_path) as progress:
+            times = [line.split("=", 1)[1] for line in progress if line.startswith("out_time_us=")]
+    except FileNotFoundError:
+        return None
+    finally:
+        if os.path.exists(progress_path):
+            os.unlink(progress_path)
+    values = [int(t) for t in times if t.strip().lstrip("-").isdigit()]
+    return values[-1] / 1e6 if values else None
 
 
 class _File:
@@ -225,7 +365,7 @@ class _ChunkFiles:
 
 
 _DURATION = re.compile(r"Duration: (\d+):(\d\d):(\d\d(?:\.\d+)?)")
-_STREAM = re.compile(r"Stream #\d+:\d+[^:]*: (Video|Audio): (\w+)(.*)")
+_STREAM = re.compile(r"Stream #\d+:\d+[^:]*: (Video|Audio): (\w+)(?: \(([^)]*)\))?(.*)")
 _SIZE = re.compile(r", (\d{2,5})x(\d{2,5})")
 _FPS = re.compile(r", ([\d.]+(?:k)?) fps")
 _RATE = re.compile(r", (\d+) Hz, ([^,]+)")
@@ -238,38 +378,48 @@ def parse_probe(text: str) -> MediaInfo:
         hours, minutes, seconds = match.groups()
         duration = int(hours) * 3600 + int(minutes) * 60 + float(seconds)
     streams = []
-    for kind, codec, rest in _STREAM.findall(text):
+    for kind, codec, profile, rest in _STREAM.findall(text):
+        profile = profile or None
         if kind == "Video":
             size = _SIZE.search(rest)
             fps = _FPS.search(rest)
-            streams.append(Stream("video", codec,
+            streams.append(Stream("video", codec, profile,
                                   width=int(size.group(1)) if size else None,
                                   height=int(size.group(2)) if size else None,
                                   frame_rate=fps.group(1) if fps else None))
         else:
             rate = _RATE.search(rest)
-            streams.append(Stream("audio", codec,
+            streams.append(Stream("audio", codec, profile,
                                   sample_rate=int(rate.group(1)) if rate else None,
                                   channels=rate.group(2).strip() if rate else None))
     return MediaInfo(duration=duration, streams=tuple(streams))
 
 
-def _describe_difference(infos: list[MediaInfo]) -> str:
-    first = infos[0]
-    for number, info in enumerate(infos[1:], start=2):
-        if info.streams != first.streams:
-            return (f"file 1 has {_describe(first)}, file {number} has {_describe(info)}")
-    return "the containers differ"
+def _describe_difference(parts: list[_Part]) -> str:
+    first = parts[0]
+    for number, part in enumerate(parts[1:], start=2):
+        if part.info.streams != first.info.streams:
+            return f"file 1 has {_describe(first.info)}, file {number} has {_describe(part.info)}"
+        if part.container != first.container:
+            return f"file 1 is {first.container.name}, file {number} is {part.container.name}"
+    return "they differ"
 
 
 def _describe(info: MediaInfo) -> str:
     parts = []
     for s in info.streams:
         if s.kind == "video":
-            parts.append(f"video {s.codec} {s.width}x{s.height} {s.frame_rate} fps")
+            parts.append(f"video {s.codec} {s.width}x{s.height} at {s.frame_rate} fps")
         else:
             parts.append(f"audio {s.codec} {s.sample_rate} Hz {s.channels}")
     return " + ".join(parts) or "no streams"
+
+
+def _without_cut_end(stderr: bytes) -> bytes:
+    """ffmpeg's errors less the one every recording in progress has: its last chunk ends
+    mid-frame ("File ended prematurely"). The frames before it are whole and kept."""
+    lines = stderr.splitlines(keepends=True)
+    return b"".join(line for line in lines if b"File ended prematurely" not in line)
 
 
 def _last_lines(stderr: bytes) -> str:

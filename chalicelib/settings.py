@@ -31,6 +31,7 @@ class Settings:
     join_stall_seconds: int  # a join scheduled or started this long ago is presumed lost
     retry_after_seconds: int
     work_dir: str
+    allow_reencode: bool  # join complete files that differ by re-encoding them, or refuse
     endpoint_url: str | None  # set for the local emulator; None on AWS
 
     @property
@@ -58,6 +59,15 @@ def _integer(name: str, default: int, minimum: int = 0) -> int:
     return value
 
 
+def _boolean(name: str, default: bool) -> bool:
+    raw = os.environ.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw not in ("true", "false", "1", "0", "yes", "no"):
+        raise ConfigurationError(f"{name} must be true or false, not {raw!r}")
+    return raw in ("true", "1", "yes")
+
+
 def _auth_mode() -> str:
     mode = os.environ.get("AUTH_MODE", "token").strip() or "token"
     if mode not in ("token", "open"):
@@ -79,5 +89,6 @@ def get_settings() -> Settings:
         join_stall_seconds=_integer("JOIN_STALL_SECONDS", 960, minimum=1),
         retry_after_seconds=_integer("RETRY_AFTER_SECONDS", 2, minimum=1),
         work_dir=os.environ.get("WORK_DIR", "").strip() or tempfile.gettempdir(),
+        allow_reencode=_boolean("ALLOW_REENCODE", True),
         endpoint_url=os.environ.get("AWS_ENDPOINT_URL", "").strip() or None,
     )

@@ -6,9 +6,11 @@ import functools
 import os
 import random
 import subprocess
+import tempfile
 
 VIDEO_CODECS = {"vp8": ["-c:v", "libvpx", "-deadline", "realtime", "-cpu-used", "8", "-b:v", "500k"],
                 "vp9": ["-c:v", "libvpx-vp9", "-deadline", "realtime", "-cpu-used", "8", "-b:v", "500k"],
+                "av1": ["-c:v", "libaom-av1", "-cpu-used", "8", "-b:v", "300k"],
                 "h264": ["-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p"]}
 AUDIO_CODECS = {"opus": ["-c:a", "libopus", "-b:a", "64k"], "aac": ["-c:a", "aac", "-b:a", "64k"]}
 
@@ -35,6 +37,17 @@ def unseekable_stream(container: str = "webm", video: str | None = "vp8", audio:
         command += ["-movflags", "frag_keyframe+empty_moov+default_base_moof", "-f", "mp4"]
     else:
         command += ["-f", container]
+    if video == "av1":
+        # libaom hands over the AV1 sequence header only after its first packet, which a
+        # muxer writing to a pipe cannot go back for: encode to a file, then copy to a pipe.
+        with tempfile.TemporaryDirectory() as work:
+            encoded = os.path.join(work, "encoded.mkv")
+            subprocess.run(command[:-2] + ["-f", "matroska", encoded], check=True, timeout=120,
+                           capture_output=True)
+            command = [ffmpeg(), "-hide_banner", "-v", "error", "-i", encoded, "-c", "copy",
+                       "-f", container]
+            return subprocess.run(command + ["pipe:1"], capture_output=True, check=True,
+                                  timeout=120).stdout
     result = subprocess.run(command + ["pipe:1"], capture_output=True, check=True, timeout=120)
     return result.stdout
 

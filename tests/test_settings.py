@@ -12,7 +12,13 @@ def test_the_local_stage_settings_are_read_once(settings_env):
 
 
 @pytest.mark.parametrize("name, value", [("BUCKET_NAME", ""), ("AUTH_MODE", "maybe"),
-                                         ("MAX_CHUNK_BYTES", "lots"), ("MAX_CHUNK_BYTES", "0")])
+                                         ("MAX_CHUNK_BYTES", "lots"), ("MAX_CHUNK_BYTES", "0"),
+                                         ("ALLOW_REENCODE", "perhaps")])
 def test_bad_configuration_fails_loudly_with_the_variable_name(settings_env, name, value):
     with pytest.raises(ConfigurationError, match=name):
         settings_env(**{name: value})
+
+
+def test_re_encoding_can_be_turned_off_per_stage(settings_env):
+    assert settings_env().allow_reencode is True
+    assert settings_env(ALLOW_REENCODE="false").allow_reencode is False

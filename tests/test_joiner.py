@@ -1,0 +1,113 @@
+"""The join job against moto's S3 and DynamoDB, with the real ffmpeg."""
+import pytest
+
+from chalicelib import aws
+from chalicelib.catalog import Catalog
+from chalicelib.jobs import JobQueue
+from chalicelib.joiner import Joiner, prefetch_in_order
+from chalicelib.settings import get_settings
+from chalicelib.storage import ObjectStore
+from chalicelib.videos import VideoService
+from tests.conftest import fixture_chunks
+from tests.media_factory import cut, unseekable_stream
+
+
+@pytest.fixture
+def parts(aws):
+    settings = get_settings()
+    catalog, store, queue = Catalog(), ObjectStore(), JobQueue()
+    return (VideoService(settings, catalog, store, queue),
+            Joiner(settings, catalog, store, queue), catalog)
+
+
+def record(service, chunks) -> tuple[int, str]:
+    created = service.create()
+    for chunk in chunks:
+        service.append(created.video.video_id, created.upload_token, chunk)
+    return created.video.video_id, created.upload_token
+
+
+def object_bytes(key: str) -> bytes:
+    return aws.s3().get_object(Bucket=get_settings().bucket_name, Key=key)["Body"].read()
+
+
+def test_a_ready_video_reports_its_metadata_and_a_poster(parts):
+    service, joiner, _ = parts
+    video_id, token = record(service, fixture_chunks())
+    assert joiner.run(video_id) == "joined"
+    status = service.status(video_id, token)
+    assert status["status"] == "ready"
+    assert status["duration"] == pytest.approx(3.0, abs=0.05)
+    assert (status["width"], status["height"]) == (640, 360)
+    assert (status["video_codec"], status["audio_codec"], status["container"]) == ("vp8", "opus", "webm")
+    assert status["byte_size"] > 90_000
+    assert status["audio_only"] is False
+    poster_key = f"videos/{video_id}/compiled/000006.jpg"
+    assert poster_key in status["poster_url"]
+    assert object_bytes(poster_key)[:3] == b"\xff\xd8\xff"  # a JPEG
+
+
+def test_an_audio_only_recording_has_no_poster_and_says_so(parts):
+    service, joiner, _ = parts
+    video_id, token = record(service, cut(unseekable_stream("webm", None, "opus", seconds=2.0), pieces=5))
+    assert joiner.run(video_id) == "joined"
+    status = service.status(video_id, token)
+    assert (status["status"], status["audio_only"], status["poster_url"]) == ("ready", True, None)
+    assert status["content_type"] == "audio/webm"
+    assert "width" not in status
+
+
+def test_running_the_job_again_for_the_same_chunks_gives_the_same_object(parts):
+    service, joiner, catalog = parts
+    video_id, token = record(service, fixture_chunks())
+    joiner.run(video_id)
+    key = f"videos/{video_id}/compiled/000006.webm"
+    first = object_bytes(key)
+    assert joiner.run(video_id) == "up to date"
+    # As if the first run had died after its upload, before it recorded the result.
+    aws.videos_table().update_item(Key={"video_id": video_id},
+                                   UpdateExpression="REMOVE compiled_chunks, compiled_key")
+    assert joiner.run(video_id) == "joined"
+    assert object_bytes(key) == first
+    assert service.status(video_id, token)["status"] == "ready"
+
+
+def test_a_newer_join_replaces_and_deletes_the_older_object(parts):
+    service, joiner, _ = parts
+    chunks = fixture_chunks()
+    video_id, token = record(service, chunks[:3])
+    joiner.run(video_id)
+    service.append(video_id, token, chunks[3])
+    joiner.run(video_id)
+    listing = aws.s3().list_objects_v2(Bucket=get_settings().bucket_name,
+                                       Prefix=f"videos/{video_id}/compiled/")
+    assert sorted(o["Key"].rsplit("/", 1)[1] for o in listing["Contents"]) == ["000004.jpg", "000004.webm"]
+
+
+def test_a_failed_join_keeps_the_chunks_and_records_the_reason(parts):
+    service, joiner, _ = parts
+    video_id, token = record(service, [b"not a video at all" * 100, b"more"])
+    assert joiner.run(video_id) == "failed"
+    status = service.status(video_id, token)
+    assert status["status"] == "failed"
+    assert "header" in status["error"]
+    assert object_bytes(f"videos/{video_id}/chunks/000001.chunk") == b"more"
+
+
+def test_a_chunk_still_in_flight_defers_the_join(parts):
+    service, joiner, catalog = parts
+    video_id, token = record(service, fixture_chunks()[:2])
+    catalog.claim_chunk(video_id, 10, None, now=10**10)  # claimed, its bytes not yet stored
+    assert joiner.run(video_id) == "waiting for a chunk"
+    assert service.status(video_id, token)["status"] == "processing"
+
+
+def test_prefetch_keeps_order_whatever_finishes_first():
+    import random
+    import time
+
+    def fetch(index):
+        time.sleep(random.random() / 100)
+        return bytes([index])
+
+    assert list(prefetch_in_order(list(range(30)), fetch, window=5)) == [bytes([i]) for i in range(30)]
