@@ -97,16 +97,18 @@ class Ffmpeg:
 
     # --- running ---------------------------------------------------------------------
 
-    def _command(self, stream) -> list[str]:
-        return stream.global_args("-hide_banner", "-nostats", "-loglevel", "error").compile(
+    def _command(self, stream, loglevel: str = "error") -> list[str]:
+        return stream.global_args("-hide_banner", "-nostats", "-loglevel", loglevel).compile(
             cmd=self.binary, overwrite_output=True)
 
-    def _run(self, stream, what: str) -> None:
-        """Run to completion; any error ffmpeg reports fails the step, even with exit 0."""
+    def _run(self, stream, what: str, ignore: tuple[bytes, ...] = ()) -> None:
+        """Run to completion; any error ffmpeg reports fails the step, even with exit 0,
+        except lines that contain one of `ignore`."""
         result = subprocess.run(self._command(stream), stdin=subprocess.DEVNULL,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        if result.returncode != 0 or result.stderr.strip():
-            raise NotPlayable(f"{what}: {_last_lines(result.stderr)}")
+        errors = _without(result.stderr, ignore)
+        if result.returncode != 0 or errors.strip():
+            raise NotPlayable(f"{what}: {_last_lines(errors or result.stderr)}")
 
     def remux_stream(self, blocks: Iterable[bytes], container: Container, output: str) -> float:
         """Pipe one file's bytes into ffmpeg and stream-copy them into a seekable file.
@@ -120,7 +122,10 @@ class Ffmpeg:
         stream = ffmpeg.input("pipe:0").output(output, **options).global_args("-progress", progress)
         written = unread = 0
         with tempfile.TemporaryFile() as log:
-            process = subprocess.Popen(self._command(stream), stdin=subprocess.PIPE,
+            # Warnings too, each line tagged with its level: time running backwards in a
+            # stream is only a warning to ffmpeg, but it means chunks out of order.
+            command = self._command(stream, loglevel="level+warning")
+            process = subprocess.Popen(command, stdin=subprocess.PIPE,
                                        stdout=subprocess.DEVNULL, stderr=log)
             try:
                 for block in blocks:
@@ -140,9 +145,13 @@ class Ffmpeg:
                 raise
             returncode = process.wait()
             log.seek(0)
-            errors = _without_cut_end(log.read())
+            messages = log.read()
+        errors = _without(_at_level(messages, b"[error]", b"[fatal]", b"[panic]"), _CUT_END)
         if returncode != 0 or errors.strip():
-            raise NotPlayable(f"the recording could not be read: {_last_lines(errors)}")
+            raise NotPlayable(f"the recording could not be read: {_last_lines(errors or messages)}")
+        backwards = _time_runs_backwards(messages)
+        if backwards:
+            raise NotPlayable(f"the chunks are out of order or damaged: {backwards}")
         if unread:
             raise NotPlayable(f"ffmpeg stopped reading the recording after {written} bytes; "
                               f"{unread} more bytes were not part of it")
@@ -167,7 +176,7 @@ class Ffmpeg:
             windows = [{"t": SAMPLE_SECONDS}, {"ss": max(0.0, duration - SAMPLE_SECONDS)}]
         for window in windows:
             self._run(ffmpeg.input(path, **window).output("-", f="null"),
-                      "the joined video does not decode cleanly")
+                      "the joined video does not decode cleanly", ignore=_NULL_MUXER)
 
     # --- joining -------------------------------------------------------------------
 
@@ -187,7 +196,10 @@ class Ffmpeg:
             if not info.streams or not info.duration or stream_end is None:
                 raise NotPlayable(f"file {index + 1} of the recording holds no complete "
                                   "audio or video frame")
-            _check_duration(info.duration, stream_end, f"file {index + 1}'s timestamps")
+            # The file must reach as far as its stream's timestamps did. It may last longer:
+            # Chromium's video track can end well before its audio after a capture stall.
+            _check_duration(min(info.duration, stream_end), stream_end,
+                            f"file {index + 1}'s timestamps")
             parts.append(_Part(path, container, info))
         if not parts:
             raise NotPlayable("there are no chunks to join")
@@ -415,11 +427,36 @@ def _describe(info: MediaInfo) -> str:
     return " + ".join(parts) or "no streams"
 
 
-def _without_cut_end(stderr: bytes) -> bytes:
-    """ffmpeg's errors less the one every recording in progress has: its last chunk ends
-    mid-frame ("File ended prematurely"). The frames before it are whole and kept."""
+# Every recording in progress ends mid-frame: its last chunk was cut at an arbitrary byte.
+# The frames before it are whole and kept.
+_CUT_END = (b"File ended prematurely",)
+# A decode check writes frames to the null muxer, which complains about frames with equal
+# timestamps: Chromium writes those after a capture stall, and they decode and play.
+_NULL_MUXER = (b"[null @", b"Last message repeated")
+
+
+_NON_MONOTONIC = re.compile(rb"Non-monotonic DTS; previous: (-?\d+), current: (-?\d+)")
+
+
+def _at_level(stderr: bytes, *levels: bytes) -> bytes:
+    """The lines of a `-loglevel level+...` log tagged with one of the levels."""
     lines = stderr.splitlines(keepends=True)
-    return b"".join(line for line in lines if b"File ended prematurely" not in line)
+    return b"".join(line for line in lines if any(level in line for level in levels))
+
+
+def _time_runs_backwards(stderr: bytes) -> str | None:
+    """ffmpeg's words when a stream's timestamps went back in time (equal ones are fine:
+    Chromium writes them after a capture stall)."""
+    for line in stderr.splitlines():
+        match = _NON_MONOTONIC.search(line)
+        if match and int(match.group(2)) < int(match.group(1)):
+            return line[match.start():].decode("utf-8", "replace").strip()
+    return None
+
+
+def _without(stderr: bytes, ignore: tuple[bytes, ...]) -> bytes:
+    lines = stderr.splitlines(keepends=True)
+    return b"".join(line for line in lines if not any(marker in line for marker in ignore))
 
 
 def _last_lines(stderr: bytes) -> str:

@@ -1,7 +1,7 @@
 """Every recording shape a client sends, generated with lavfi, joined by the real ffmpeg and
 checked before it counts: playable, seekable, the right length, or a clear failure."""
-import io
 import os
+from pathlib import Path
 
 import pytest
 
@@ -162,7 +162,7 @@ def test_the_duration_check_allows_two_percent_or_a_fifth_of_a_second():
 
 def test_long_videos_are_decode_checked_at_start_and_end(ffmpeg, tmp_path, monkeypatch):
     calls = []
-    monkeypatch.setattr(ffmpeg, "_run", lambda stream, what: calls.append(stream.get_args()))
+    monkeypatch.setattr(ffmpeg, "_run", lambda stream, what, **_: calls.append(stream.get_args()))
     ffmpeg.check_decodes("long.webm", duration=1800.0)
     assert [("-t" in args, "-ss" in args) for args in calls] == [(True, False), (False, True)]
     calls.clear()
@@ -179,3 +179,19 @@ def test_a_recording_in_progress_joins_up_to_its_last_whole_frame(ffmpeg, tmp_pa
         durations.append(ffmpeg.join(fixture_chunks()[:count], str(work)).info.duration)
     assert durations == sorted(durations) and durations[0] > 0.2
     assert durations[-1] == pytest.approx(3.0, abs=0.05)
+
+
+STALLED = sorted((Path(__file__).parent / "fixtures" / "chromium-stalls").glob("*-*"))
+
+
+@pytest.mark.parametrize("recording", STALLED, ids=[p.name for p in STALLED])
+def test_real_chromium_recordings_with_capture_stalls_are_accepted(ffmpeg, tmp_path, recording):
+    chunks = [path.read_bytes() for path in sorted(recording.glob("*.chunk"))]
+    joined = ffmpeg.join(chunks, str(tmp_path))
+    assert joined.method == "remux"
+    assert joined.info.duration == pytest.approx(3.0, abs=0.3)
+    assert_seekable(joined.path, joined.container)
+
+
+def test_stalled_fixtures_are_present():
+    assert len(STALLED) == 3
