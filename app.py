@@ -7,7 +7,7 @@ from chalice import Chalice, ConvertToMiddleware, CORSConfig, Response
 
 from chalicelib import errors
 from chalicelib.catalog import Catalog
-from chalicelib.jobs import JobQueue, video_id_of
+from chalicelib.jobs import JobQueue, join_request_of
 from chalicelib.joiner import Joiner
 from chalicelib.settings import get_settings
 from chalicelib.storage import ObjectStore
@@ -129,6 +129,6 @@ def video_status(video_id):
 @app.on_sqs_message(queue=get_settings().job_queue_name, batch_size=1)
 def join_videos(event):
     for record in event:
-        video_id = video_id_of(record.body)
-        outcome = get_joiner().run(video_id)
+        video_id, urgent = join_request_of(record.body)
+        outcome = get_joiner().run(video_id, urgent=urgent)
         logger.info("join job", extra={"video_id": video_id, "outcome": outcome})

@@ -28,7 +28,8 @@ class Video:
     created_at: float
     updated_at: float
     lost_chunks: frozenset = frozenset()  # indices whose upload failed after being claimed
-    join_requested_at: float | None = None
+    join_requested_at: float | None = None  # a join was asked for by an append
+    join_urgent_at: float | None = None  # a join was asked for by someone waiting to play
     join_started_at: float | None = None
     compiled_chunks: int | None = None  # the chunk count the compiled object reflects
     compiled_key: str | None = None
@@ -42,7 +43,8 @@ class Video:
 
     def join_pending(self, now: float, stall_seconds: int) -> bool:
         """A join is queued or running, and not so long ago that it must have been lost."""
-        moments = [t for t in (self.join_requested_at, self.join_started_at) if t is not None]
+        moments = [t for t in (self.join_requested_at, self.join_urgent_at, self.join_started_at)
+                   if t is not None]
         return any(now - t < stall_seconds for t in moments)
 
     def status(self, now: float, stall_seconds: int) -> str:
@@ -89,6 +91,7 @@ def _video(item: dict) -> Video:
         created_at=item["created_at"], updated_at=item["updated_at"],
         lost_chunks=frozenset(item.get("lost_chunks", ())),
         join_requested_at=item.get("join_requested_at"),
+        join_urgent_at=item.get("join_urgent_at"),
         join_started_at=item.get("join_started_at"),
         compiled_chunks=item.get("compiled_chunks"), compiled_key=item.get("compiled_key"),
         poster_key=item.get("poster_key"), media=item.get("media", {}),
@@ -162,24 +165,31 @@ class Catalog:
         self._update(video_id, UpdateExpression="ADD lost_chunks :index, byte_count :minus",
                      ExpressionAttributeValues={":index": {index}, ":minus": -size})
 
-    def request_join(self, video_id: int, now: float, stall_seconds: int) -> bool:
-        """Note that a join is wanted; False if one is already pending and not stalled."""
+    def request_join(self, video_id: int, now: float, stall_seconds: int,
+                     urgent: bool = False) -> bool:
+        """Note that a join is wanted; False if one of that kind is already pending and not
+        stalled. At most one join of each kind is pending per video."""
+        attribute = "join_urgent_at" if urgent else "join_requested_at"
         try:
             self._update(
                 video_id,
-                Attr("join_requested_at").not_exists()
-                | Attr("join_requested_at").lt(_dynamo(now - stall_seconds)),
-                UpdateExpression="SET join_requested_at = :now",
+                Attr(attribute).not_exists() | Attr(attribute).lt(_dynamo(now - stall_seconds)),
+                UpdateExpression=f"SET {attribute} = :now",
                 ExpressionAttributeValues={":now": _dynamo(now)})
         except ConditionFailed:
             return False
         return True
 
+    def renew_join_request(self, video_id: int, now: float) -> None:
+        """A waiting join put itself back on the queue: it is still pending, not stalled."""
+        self._update(video_id, UpdateExpression="SET join_requested_at = :now",
+                     ExpressionAttributeValues={":now": _dynamo(now)})
+
     def start_join(self, video_id: int, now: float) -> Video:
         """Take the pending request: appends from now on ask for another join."""
         result = self._update(
             video_id, Attr("video_id").exists(),
-            UpdateExpression="SET join_started_at = :now REMOVE join_requested_at",
+            UpdateExpression="SET join_started_at = :now REMOVE join_requested_at, join_urgent_at",
             ExpressionAttributeValues={":now": _dynamo(now)}, ReturnValues="ALL_NEW")
         return _video(result["Attributes"])
 

@@ -24,19 +24,15 @@ class JobQueue:
         name = self._queue_name or get_settings().job_queue_name
         return self.client.get_queue_url(QueueName=name)["QueueUrl"]
 
-    def schedule_join(self, video_id: int, delay_seconds: int = 0) -> None:
+    def schedule_join(self, video_id: int, delay_seconds: int = 0, urgent: bool = False) -> None:
+        """Ask for a join. An urgent one (someone is waiting to play the video) runs at once;
+        any other waits until the recording has paused (see Joiner.run)."""
         self.client.send_message(QueueUrl=self.url, DelaySeconds=min(delay_seconds, 900),
-                                 MessageBody=json.dumps({"join": video_id}))
-
-    def receive(self, wait_seconds: int = 1, max_messages: int = 1) -> list[tuple[int, str]]:
-        """(video_id, receipt handle) of waiting messages, for the local worker."""
-        response = self.client.receive_message(QueueUrl=self.url, WaitTimeSeconds=wait_seconds,
-                                               MaxNumberOfMessages=max_messages)
-        return [(video_id_of(m["Body"]), m["ReceiptHandle"]) for m in response.get("Messages", [])]
-
-    def delete(self, receipt_handle: str) -> None:
-        self.client.delete_message(QueueUrl=self.url, ReceiptHandle=receipt_handle)
+                                 MessageBody=json.dumps({"join": video_id, "urgent": urgent}))
 
 
-def video_id_of(message_body: str) -> int:
-    return int(json.loads(message_body)["join"])
+
+def join_request_of(message_body: str) -> tuple[int, bool]:
+    """(video_id, urgent) of a join message."""
+    message = json.loads(message_body)
+    return int(message["join"]), bool(message.get("urgent", False))

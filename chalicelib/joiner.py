@@ -4,6 +4,7 @@ Runs off the request path (an SQS-triggered Lambda on AWS, the local worker unde
 `make run`). It is idempotent: a join for a chunk count already compiled does nothing, and
 the compiled object's key is derived from that count.
 """
+import math
 import os
 import tempfile
 import time
@@ -52,14 +53,29 @@ class Joiner:
         self.clock = clock
         self.ffmpeg = Ffmpeg(settings.ffmpeg_binary, settings.allow_reencode)
 
-    def run(self, video_id: int) -> str:
-        """Join the video's chunks as they are now; returns what happened, for the log."""
-        try:
-            video = self.catalog.start_join(video_id, self.clock())
-        except ConditionFailed:
+    def run(self, video_id: int, urgent: bool = True) -> str:
+        """Join the video's chunks as they are now; returns what happened, for the log.
+
+        A join that is not urgent waits until no chunk has arrived for JOIN_DELAY_SECONDS:
+        joining while the recording goes on would re-read the whole video after every
+        append, and compete with the appends for the machine. It puts itself back on the
+        queue instead; a GET that wants the video asks for an urgent join.
+        """
+        now = self.clock()
+        video = self.catalog.get(video_id)
+        if video is None:
             return "no such video"
+        if not self._needs_join(video):
+            self.catalog.end_join(video_id)
+            return "up to date"
+        quiet_for = now - video.updated_at
+        if not urgent and video.join_urgent_at is None and quiet_for < self.settings.join_delay_seconds:
+            self.queue.schedule_join(video_id, math.ceil(self.settings.join_delay_seconds - quiet_for))
+            self.catalog.renew_join_request(video_id, now)
+            return "waiting for the recording to pause"
+        video = self.catalog.start_join(video_id, now)
         target = video.chunk_count
-        if target in (video.compiled_chunks, video.failed_chunks) or not video.stored_chunk_indices():
+        if not self._needs_join(video):
             self.catalog.end_join(video_id)
             return "up to date"
         try:
@@ -77,6 +93,11 @@ class Joiner:
             self.catalog.end_join(video_id)
             raise
         return outcome
+
+    @staticmethod
+    def _needs_join(video: Video) -> bool:
+        return (video.chunk_count not in (video.compiled_chunks, video.failed_chunks)
+                and bool(video.stored_chunk_indices()))
 
     def _join(self, video: Video, work_dir: str) -> JoinedVideo:
         def fetch(index: int) -> bytes:
@@ -117,8 +138,8 @@ class Joiner:
             # Its append died between claiming the index and storing the bytes.
             self.catalog.release_chunk(video.video_id, index, 0)
         self.catalog.end_join(video.video_id)
-        if self.catalog.request_join(video.video_id, now, self.settings.join_stall_seconds):
-            self.queue.schedule_join(video.video_id, max(1, self.settings.join_delay_seconds))
+        if self.catalog.request_join(video.video_id, now, self.settings.join_stall_seconds, urgent=True):
+            self.queue.schedule_join(video.video_id, 1, urgent=True)
 
 
 def media_summary(joined: JoinedVideo) -> dict:

@@ -94,8 +94,9 @@ class VideoService:
         if status == "ready":
             return Playback(self.store.presigned_get(video.compiled_key),
                             video.media.get("content_type"))
-        if status == "recording":
-            self._schedule_join(video_id, now, delay_seconds=0)
+        stall = self.settings.join_stall_seconds
+        if video.join_urgent_at is None or now - video.join_urgent_at >= stall:
+            self._schedule_join(video_id, now, delay_seconds=0, urgent=True)
         return Playback(None)
 
     def status(self, video_id: int, token: str | None) -> dict:
@@ -118,13 +119,14 @@ class VideoService:
             description["error"] = video.error
         return description
 
-    def _schedule_join(self, video_id: int, now: float, delay_seconds: int) -> None:
-        if self.catalog.request_join(video_id, now, self.settings.join_stall_seconds):
-            self._enqueue_join(video_id, delay_seconds)
+    def _schedule_join(self, video_id: int, now: float, delay_seconds: int,
+                       urgent: bool = False) -> None:
+        if self.catalog.request_join(video_id, now, self.settings.join_stall_seconds, urgent):
+            self._enqueue_join(video_id, delay_seconds, urgent)
 
-    def _enqueue_join(self, video_id: int, delay_seconds: int) -> None:
+    def _enqueue_join(self, video_id: int, delay_seconds: int, urgent: bool = False) -> None:
         try:
-            self.queue.schedule_join(video_id, delay_seconds)
+            self.queue.schedule_join(video_id, delay_seconds, urgent)
         except Exception:
             # The chunk is stored; the join request stays recorded and a later append or
             # GET schedules it again once it counts as stalled.

@@ -111,3 +111,57 @@ def test_prefetch_keeps_order_whatever_finishes_first():
         return bytes([index])
 
     assert list(prefetch_in_order(list(range(30)), fetch, window=5)) == [bytes([i]) for i in range(30)]
+
+
+class Clock:
+    def __init__(self, now: float = 1_000_000.0):
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clocked(aws, settings_env):
+    settings = settings_env(JOIN_DELAY_SECONDS=5)
+    clock = Clock()
+    catalog, store, queue = Catalog(), ObjectStore(), JobQueue()
+    return (VideoService(settings, catalog, store, queue, clock),
+            Joiner(settings, catalog, store, queue, clock), clock)
+
+
+def queued() -> list[dict]:
+    import json
+    url = aws.sqs().get_queue_url(QueueName=get_settings().job_queue_name)["QueueUrl"]
+    messages = aws.sqs().receive_message(QueueUrl=url, MaxNumberOfMessages=10,
+                                         VisibilityTimeout=0).get("Messages", [])
+    return [json.loads(m["Body"]) for m in messages]
+
+
+def delayed_messages() -> int:
+    url = aws.sqs().get_queue_url(QueueName=get_settings().job_queue_name)["QueueUrl"]
+    attributes = aws.sqs().get_queue_attributes(
+        QueueUrl=url, AttributeNames=["ApproximateNumberOfMessagesDelayed"])["Attributes"]
+    return int(attributes["ApproximateNumberOfMessagesDelayed"])
+
+
+def test_a_join_waits_while_the_recording_goes_on(clocked):
+    service, joiner, clock = clocked
+    video_id, token = record(service, fixture_chunks()[:3])
+    assert delayed_messages() == 1  # the first append's join, JOIN_DELAY_SECONDS ahead
+    clock.now += 2  # the last chunk came 2 s ago: still recording
+    assert joiner.run(video_id, urgent=False) == "waiting for the recording to pause"
+    assert delayed_messages() == 2  # it put itself back on the queue
+    assert service.status(video_id, token)["status"] == "processing"
+    clock.now += 3  # quiet for the whole JOIN_DELAY_SECONDS
+    assert joiner.run(video_id, urgent=False) == "joined"
+    assert service.status(video_id, token)["status"] == "ready"
+
+
+def test_someone_waiting_to_play_does_not_wait_for_the_pause(clocked):
+    service, joiner, clock = clocked
+    video_id, token = record(service, fixture_chunks())
+    assert service.playback(video_id, token).url is None
+    assert {"join": video_id, "urgent": True} in queued()
+    assert joiner.run(video_id, urgent=True) == "joined"
+    assert service.playback(video_id, token).url is not None
