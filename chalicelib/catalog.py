@@ -31,6 +31,7 @@ class Video:
     join_requested_at: float | None = None  # a join was asked for by an append
     join_urgent_at: float | None = None  # a join was asked for by someone waiting to play
     join_started_at: float | None = None
+    joining_chunks: int | None = None  # the chunk count the running join is joining
     compiled_chunks: int | None = None  # the chunk count the compiled object reflects
     compiled_key: str | None = None
     poster_key: str | None = None
@@ -40,6 +41,11 @@ class Video:
 
     def stored_chunk_indices(self) -> list[int]:
         return [i for i in range(self.chunk_count) if i not in self.lost_chunks]
+
+    def joining_now(self, now: float, stall_seconds: int) -> bool:
+        """A join of exactly the chunks stored now is running (and not presumed lost)."""
+        return (self.join_started_at is not None and now - self.join_started_at < stall_seconds
+                and self.joining_chunks == self.chunk_count)
 
     def join_pending(self, now: float, stall_seconds: int) -> bool:
         """A join is queued or running, and not so long ago that it must have been lost."""
@@ -93,6 +99,7 @@ def _video(item: dict) -> Video:
         join_requested_at=item.get("join_requested_at"),
         join_urgent_at=item.get("join_urgent_at"),
         join_started_at=item.get("join_started_at"),
+        joining_chunks=item.get("joining_chunks"),
         compiled_chunks=item.get("compiled_chunks"), compiled_key=item.get("compiled_key"),
         poster_key=item.get("poster_key"), media=item.get("media", {}),
         failed_chunks=item.get("failed_chunks"), error=item.get("error"),
@@ -189,7 +196,8 @@ class Catalog:
         """Take the pending request: appends from now on ask for another join."""
         result = self._update(
             video_id, Attr("video_id").exists(),
-            UpdateExpression="SET join_started_at = :now REMOVE join_requested_at, join_urgent_at",
+            UpdateExpression=("SET join_started_at = :now, joining_chunks = chunk_count "
+                              "REMOVE join_requested_at, join_urgent_at"),
             ExpressionAttributeValues={":now": _dynamo(now)}, ReturnValues="ALL_NEW")
         return _video(result["Attributes"])
 
@@ -206,7 +214,7 @@ class Catalog:
         if poster_key is not None:
             expression += ", poster_key = :poster"
             values[":poster"] = poster_key
-        expression += " REMOVE join_started_at, failed_chunks, #error"
+        expression += " REMOVE join_started_at, joining_chunks, failed_chunks, #error"
         if poster_key is None:
             expression += ", poster_key"
         result = self._update(
@@ -218,10 +226,11 @@ class Catalog:
     def fail_join(self, video_id: int, chunk_count: int, reason: str) -> None:
         self._update(
             video_id, Attr("compiled_chunks").not_exists() | Attr("compiled_chunks").lt(chunk_count),
-            UpdateExpression="SET failed_chunks = :n, #error = :reason REMOVE join_started_at",
+            UpdateExpression=("SET failed_chunks = :n, #error = :reason "
+                              "REMOVE join_started_at, joining_chunks"),
             ExpressionAttributeNames={"#error": "error"},
             ExpressionAttributeValues={":n": chunk_count, ":reason": reason})
 
     def end_join(self, video_id: int) -> None:
         """A join that stopped without a result (it will be retried)."""
-        self._update(video_id, UpdateExpression="REMOVE join_started_at")
+        self._update(video_id, UpdateExpression="REMOVE join_started_at, joining_chunks")

@@ -23,9 +23,11 @@ from chalicelib.storage import ChunkMissing, ObjectStore
 
 logger = Logger(child=True)
 
-# Chunks are fetched this many at a time ahead of ffmpeg: S3 latency, not bandwidth, is
-# what a sequential read of many small objects waits on. Each is at most one API chunk.
+# Chunks are fetched ahead of ffmpeg, several at a time: S3 latency, not bandwidth, is what
+# a sequential read of many small objects waits on. At most PREFETCH chunks and about
+# PREFETCH_BYTES are in flight, so memory stays bounded whatever the chunk size.
 PREFETCH = 8
+PREFETCH_BYTES = 24 * 1024 * 1024
 # A chunk claimed this long ago and still not in S3 will not arrive: its append died.
 LOST_CHUNK_SECONDS = 120
 
@@ -66,8 +68,9 @@ class Joiner:
         if video is None:
             return "no such video"
         if not self._needs_join(video):
-            self.catalog.end_join(video_id)
             return "up to date"
+        if video.joining_now(now, self.settings.join_stall_seconds):
+            return "already being joined"
         quiet_for = now - video.updated_at
         if not urgent and video.join_urgent_at is None and quiet_for < self.settings.join_delay_seconds:
             self.queue.schedule_join(video_id, math.ceil(self.settings.join_delay_seconds - quiet_for))
@@ -80,8 +83,13 @@ class Joiner:
             return "up to date"
         try:
             with tempfile.TemporaryDirectory(dir=self.settings.work_dir) as work_dir:
+                started = time.monotonic()
                 joined = self._join(video, work_dir)
+                joined_at = time.monotonic()
                 outcome = self._publish(video, joined, work_dir)
+                logger.info("join timings", extra={
+                    "video_id": video_id, "join_seconds": round(joined_at - started, 3),
+                    "publish_seconds": round(time.monotonic() - joined_at, 3)})
         except ChunkMissing as missing:
             self._chunk_missing(video, missing.index)
             return "waiting for a chunk"
@@ -103,14 +111,29 @@ class Joiner:
         def fetch(index: int) -> bytes:
             return b"".join(self.store.iter_chunk_blocks(video.video_id, index))
 
-        chunks = prefetch_in_order(video.stored_chunk_indices(), fetch)
+        indices = video.stored_chunk_indices()
+        average_chunk = max(1, video.byte_count // max(1, len(indices)))
+        window = max(2, min(PREFETCH, PREFETCH_BYTES // average_chunk))
+        chunks = prefetch_in_order(indices, fetch, window)
         return self.ffmpeg.join(chunks, work_dir)
 
     def _publish(self, video: Video, joined: JoinedVideo, work_dir: str) -> str:
+        """Upload the joined file while it is decode-checked and its poster is made; record
+        it only once all three have succeeded."""
         target = video.chunk_count
         key = storage.compiled_key(video.video_id, target, joined.container.extension)
-        self.store.upload_file(joined.path, key, joined.content_type)
-        poster_key = self._poster(video, joined, work_dir)
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            upload = pool.submit(self.store.upload_file, joined.path, key, joined.content_type)
+            poster = pool.submit(self._poster, video, joined, work_dir)
+            try:
+                self.ffmpeg.check_decodes(joined.path, joined.info.duration)
+            except NotPlayable:
+                for step in (upload, poster):
+                    step.exception()  # wait for it, whatever became of it
+                self.store.delete(key)
+                raise
+            upload.result()
+            poster_key = poster.result()
         media = media_summary(joined)
         try:
             replaced = self.catalog.finish_join(video.video_id, target, key, poster_key, media)

@@ -16,10 +16,10 @@ from chalicelib import aws
 from chalicelib.errors import StorageUnavailable
 from chalicelib.settings import get_settings
 
-# Multipart parts of 16 MiB keep upload memory small and stay far from the 10,000-part cap
-# (a 160 GB video); S3 needs at least 5 MiB per part.
-_UPLOAD = TransferConfig(multipart_threshold=16 * 1024 * 1024,
-                         multipart_chunksize=16 * 1024 * 1024,
+# Parts of 8 MiB, 4 at a time: about 32 MiB of buffers at most, whatever the video's
+# length, and far from the 10,000-part cap (an 80 GB video); S3 needs 5 MiB per part.
+_UPLOAD = TransferConfig(multipart_threshold=8 * 1024 * 1024,
+                         multipart_chunksize=8 * 1024 * 1024,
                          max_concurrency=4)
 READ_BLOCK = 1024 * 1024
 

@@ -19,6 +19,11 @@ from chalicelib.storage import ObjectStore
 
 logger = Logger(child=True)
 
+# An urgent join starts within seconds of its request; one not started after this long was
+# lost (a message dropped, a worker gone), and the next GET asks again. A duplicate is
+# harmless: a join of chunks already joined does nothing.
+URGENT_JOIN_LOST_SECONDS = 30
+
 _VIDEO_ID = re.compile(r"[1-9][0-9]{0,14}")  # ids are counted from 1; 15 digits is plenty
 
 
@@ -94,9 +99,10 @@ class VideoService:
         if status == "ready":
             return Playback(self.store.presigned_get(video.compiled_key),
                             video.media.get("content_type"))
-        stall = self.settings.join_stall_seconds
-        if video.join_urgent_at is None or now - video.join_urgent_at >= stall:
-            self._schedule_join(video_id, now, delay_seconds=0, urgent=True)
+        if not video.joining_now(now, self.settings.join_stall_seconds) and (
+                video.join_urgent_at is None or now - video.join_urgent_at >= URGENT_JOIN_LOST_SECONDS):
+            self._schedule_join(video_id, now, delay_seconds=0, urgent=True,
+                                stall_seconds=URGENT_JOIN_LOST_SECONDS)
         return Playback(None)
 
     def status(self, video_id: int, token: str | None) -> dict:
@@ -120,8 +126,9 @@ class VideoService:
         return description
 
     def _schedule_join(self, video_id: int, now: float, delay_seconds: int,
-                       urgent: bool = False) -> None:
-        if self.catalog.request_join(video_id, now, self.settings.join_stall_seconds, urgent):
+                       urgent: bool = False, stall_seconds: int | None = None) -> None:
+        stall_seconds = stall_seconds or self.settings.join_stall_seconds
+        if self.catalog.request_join(video_id, now, stall_seconds, urgent):
             self._enqueue_join(video_id, delay_seconds, urgent)
 
     def _enqueue_join(self, video_id: int, delay_seconds: int, urgent: bool = False) -> None:

@@ -2,7 +2,8 @@
 
 Starts a moto server (S3, DynamoDB, SQS) on a free loopback port, creates the `local`
 stage's bucket, table and queue, runs `chalice local --stage local`, and runs the join job
-in a worker that polls the queue and calls the same handler the SQS-triggered Lambda runs.
+in a worker process (devtools.worker) that polls the queue and calls the same handler the
+SQS-triggered Lambda runs.
 Ctrl-C stops everything.
 """
 import json
@@ -27,39 +28,6 @@ def stage_environment(stage: str = STAGE) -> dict[str, str]:
     variables = dict(config.get("environment_variables", {}))
     variables.update(config["stages"][stage].get("environment_variables", {}))
     return variables
-
-
-def sqs_event(video_id_body: str, receipt: str) -> dict:
-    return {"Records": [{"messageId": receipt[:36], "receiptHandle": receipt,
-                         "body": video_id_body, "attributes": {}, "messageAttributes": {},
-                         "eventSource": "aws:sqs", "eventSourceARN": "arn:aws:sqs:local"}]}
-
-
-class JoinWorker(threading.Thread):
-    """Polls the job queue and hands each message to app.join_videos, as Lambda would."""
-
-    def __init__(self):
-        super().__init__(name="join-worker", daemon=True)
-        self.stopping = threading.Event()
-
-    def run(self) -> None:
-        sys.path.insert(0, str(ROOT))
-        import app  # noqa: E402 (the environment must be set first)
-        from chalice.local import LambdaContext
-
-        from chalicelib import aws
-        queue_url = aws.sqs().get_queue_url(QueueName=os.environ["JOB_QUEUE_NAME"])["QueueUrl"]
-        while not self.stopping.is_set():
-            messages = aws.sqs().receive_message(
-                QueueUrl=queue_url, WaitTimeSeconds=1, MaxNumberOfMessages=1).get("Messages", [])
-            for message in messages:
-                context = LambdaContext("join_videos", memory_size=1024, max_runtime_ms=900_000)
-                try:
-                    app.join_videos(sqs_event(message["Body"], message["ReceiptHandle"]), context)
-                except Exception as error:  # as on Lambda: the message returns after its timeout
-                    print(f"join job failed: {error!r}", file=sys.stderr, flush=True)
-                    continue
-                aws.sqs().delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
 
 
 def wait_until_up(url: str, process: subprocess.Popen, seconds: float = 60) -> None:
@@ -89,26 +57,31 @@ def main() -> None:
         [str(Path(sys.executable).parent / "chalice"), "local", "--stage", STAGE,
          "--host", "127.0.0.1", "--port", str(port), "--no-autoreload"],
         cwd=ROOT, env=os.environ.copy())
-    worker = JoinWorker()
+    worker = None
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
         url = f"http://127.0.0.1:{port}"
         wait_until_up(url + "/", chalice)
-        worker.start()
+        worker = subprocess.Popen([sys.executable, "-m", "devtools.worker"], cwd=ROOT,
+                                  env=os.environ.copy())
         print(f"video-management-api is serving on {url} (emulated S3/DynamoDB/SQS at "
               f"{emulator.url}); Ctrl-C stops it", flush=True)
-        while not stop.is_set() and chalice.poll() is None:
+        while not stop.is_set() and chalice.poll() is None and worker.poll() is None:
             stop.wait(0.5)
     except KeyboardInterrupt:
         pass
     finally:
-        worker.stopping.set()
-        chalice.terminate()
-        try:
-            chalice.wait(10)
-        except subprocess.TimeoutExpired:
-            chalice.kill()
+        for process in (worker, chalice):
+            if process is not None and process.poll() is None:
+                process.terminate()
+        for process in (worker, chalice):
+            if process is None:
+                continue
+            try:
+                process.wait(10)
+            except subprocess.TimeoutExpired:
+                process.kill()
         emulator.stop()
 
 

@@ -4,7 +4,7 @@ import json
 from chalice.local import LambdaContext
 
 from chalicelib import aws
-from devtools.server import sqs_event
+from devtools.worker import sqs_event
 
 
 def run_queued_joins(app_module, limit: int = 20) -> int:

@@ -165,3 +165,53 @@ def test_someone_waiting_to_play_does_not_wait_for_the_pause(clocked):
     assert {"join": video_id, "urgent": True} in queued()
     assert joiner.run(video_id, urgent=True) == "joined"
     assert service.playback(video_id, token).url is not None
+
+
+def test_a_video_that_fails_the_decode_check_is_not_published(parts, monkeypatch):
+    from chalicelib.errors import NotPlayable
+    service, joiner, _ = parts
+    video_id, token = record(service, fixture_chunks())
+
+    def broken(path, duration):
+        raise NotPlayable("the joined video does not decode cleanly: test")
+
+    monkeypatch.setattr(joiner.ffmpeg, "check_decodes", broken)
+    assert joiner.run(video_id) == "failed"
+    status = service.status(video_id, token)
+    assert (status["status"], status["error"]) == ("failed", "the joined video does not decode cleanly: test")
+    listing = aws.s3().list_objects_v2(Bucket=get_settings().bucket_name,
+                                       Prefix=f"videos/{video_id}/compiled/")
+    assert [o["Key"] for o in listing.get("Contents", []) if o["Key"].endswith(".webm")] == []
+
+
+def visible_messages() -> int:
+    url = aws.sqs().get_queue_url(QueueName=get_settings().job_queue_name)["QueueUrl"]
+    attributes = aws.sqs().get_queue_attributes(
+        QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"])["Attributes"]
+    return int(attributes["ApproximateNumberOfMessages"])
+
+
+def test_an_urgent_join_that_never_started_is_asked_for_again(clocked):
+    from chalicelib.videos import URGENT_JOIN_LOST_SECONDS
+    service, joiner, clock = clocked
+    video_id, token = record(service, fixture_chunks())
+    service.playback(video_id, token)
+    assert visible_messages() == 1
+    clock.now += URGENT_JOIN_LOST_SECONDS - 1
+    service.playback(video_id, token)
+    assert visible_messages() == 1  # still expected to start
+    clock.now += 2
+    service.playback(video_id, token)
+    assert visible_messages() == 2  # presumed lost: asked again
+
+
+def test_no_second_join_of_the_same_chunks_while_one_runs(clocked):
+    service, joiner, clock = clocked
+    video_id, token = record(service, fixture_chunks())
+    catalog = joiner.catalog
+    catalog.start_join(video_id, clock.now)  # a join of all 6 chunks is running elsewhere
+    assert service.playback(video_id, token).url is None
+    assert visible_messages() == 0
+    assert joiner.run(video_id, urgent=True) == "already being joined"
+    service.append(video_id, token, b"more")  # a new chunk: the running join is out of date
+    assert joiner.catalog.get(video_id).joining_now(clock.now, 960) is False

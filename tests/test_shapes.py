@@ -110,6 +110,13 @@ def test_a_stage_without_re_encoding_refuses_naming_the_difference(tmp_path):
         ffmpeg.join(files, str(tmp_path))
 
 
+def join_and_check(ffmpeg, chunks, work_dir):
+    """What the join job does before it calls a video ready."""
+    joined = ffmpeg.join(chunks, str(work_dir))
+    ffmpeg.check_decodes(joined.path, joined.info.duration)
+    return joined
+
+
 def test_stream_copy_of_mismatched_files_is_caught_not_published(ffmpeg, tmp_path, monkeypatch):
     """Were the format check wrong, the concat demuxer would "succeed" with a truncated or
     broken file; the duration and decode checks must stop it."""
@@ -117,7 +124,7 @@ def test_stream_copy_of_mismatched_files_is_caught_not_published(ffmpeg, tmp_pat
     files = [unseekable_stream("webm", "vp8", "opus", seconds=1.0),
              unseekable_stream("mp4", "h264", "aac", seconds=1.0)]
     with pytest.raises(NotPlayable):
-        ffmpeg.join(files, str(tmp_path))
+        join_and_check(ffmpeg, files, tmp_path)
 
 
 # --- shape 4: anything else --------------------------------------------------------
@@ -135,7 +142,7 @@ BAD = {
 @pytest.mark.parametrize("chunks", BAD.values(), ids=BAD.keys())
 def test_what_is_not_a_recording_fails_with_a_reason(ffmpeg, tmp_path, chunks):
     with pytest.raises(NotPlayable) as failure:
-        ffmpeg.join(chunks(), str(tmp_path))
+        join_and_check(ffmpeg, chunks(), tmp_path)
     assert len(failure.value.message) > 20
 
 
