@@ -1,0 +1,1 @@
+"""`python -m bench`: the video-chunk API's performance benchmark (see bench/__main__.py)."""
