@@ -24,5 +24,14 @@ def run_queued_joins(app_module, limit: int = 20) -> int:
     return handled
 
 
+def queued_joins(delayed: bool = False) -> int:
+    """How many join messages wait on the queue: visible now, or delayed (JOIN_DELAY_SECONDS)."""
+    from chalicelib.settings import get_settings
+    queue_url = aws.sqs().get_queue_url(QueueName=get_settings().job_queue_name)["QueueUrl"]
+    name = "ApproximateNumberOfMessagesDelayed" if delayed else "ApproximateNumberOfMessages"
+    attributes = aws.sqs().get_queue_attributes(QueueUrl=queue_url, AttributeNames=[name])
+    return int(attributes["Attributes"][name])
+
+
 def body(response) -> dict:
     return json.loads(response.body)

@@ -7,7 +7,7 @@ from chalice.test import Client
 
 import app as app_module
 from tests.conftest import fixture_chunks
-from tests.helpers import body, run_queued_joins
+from tests.helpers import body, queued_joins, run_queued_joins
 
 
 @pytest.fixture
@@ -125,21 +125,14 @@ def test_an_append_after_a_join_makes_the_video_stale_again(client):
     assert "/compiled/000004.webm" in ready.headers["Location"]
 
 
-def queued_messages() -> list[dict]:
-    from chalicelib import aws
-    queue_url = aws.sqs().get_queue_url(QueueName=app_module.get_settings().job_queue_name)["QueueUrl"]
-    attributes = aws.sqs().get_queue_attributes(QueueUrl=queue_url, AttributeNames=["All"])
-    return int(attributes["Attributes"]["ApproximateNumberOfMessages"])
-
-
 def test_appends_schedule_at_most_one_pending_join_and_a_get_one_urgent_join(client):
     video_id, auth = create(client)
     for chunk in fixture_chunks():
         append(client, video_id, chunk, auth)
-    assert queued_messages() == 1
+    assert queued_joins() == 1
     for _ in range(3):  # a player polling: one urgent join, not one per GET
         assert client.http.get(f"/get_video/{video_id}", headers=auth).status_code == 202
-    assert queued_messages() == 2
+    assert queued_joins() == 2
     assert run_queued_joins(app_module) == 2  # the second finds the video up to date
     assert client.http.get(f"/get_video/{video_id}", headers=auth).status_code == 302
 

@@ -9,6 +9,7 @@ from chalicelib.settings import get_settings
 from chalicelib.storage import ObjectStore
 from chalicelib.videos import VideoService
 from tests.conftest import fixture_chunks
+from tests.helpers import queued_joins
 from tests.media_factory import cut, unseekable_stream
 
 
@@ -130,28 +131,13 @@ def clocked(aws, settings_env):
             Joiner(settings, catalog, store, queue, clock), clock)
 
 
-def queued() -> list[dict]:
-    import json
-    url = aws.sqs().get_queue_url(QueueName=get_settings().job_queue_name)["QueueUrl"]
-    messages = aws.sqs().receive_message(QueueUrl=url, MaxNumberOfMessages=10,
-                                         VisibilityTimeout=0).get("Messages", [])
-    return [json.loads(m["Body"]) for m in messages]
-
-
-def delayed_messages() -> int:
-    url = aws.sqs().get_queue_url(QueueName=get_settings().job_queue_name)["QueueUrl"]
-    attributes = aws.sqs().get_queue_attributes(
-        QueueUrl=url, AttributeNames=["ApproximateNumberOfMessagesDelayed"])["Attributes"]
-    return int(attributes["ApproximateNumberOfMessagesDelayed"])
-
-
 def test_a_join_waits_while_the_recording_goes_on(clocked):
     service, joiner, clock = clocked
     video_id, token = record(service, fixture_chunks()[:3])
-    assert delayed_messages() == 1  # the first append's join, JOIN_DELAY_SECONDS ahead
+    assert queued_joins(delayed=True) == 1  # the first append's join, JOIN_DELAY_SECONDS ahead
     clock.now += 2  # the last chunk came 2 s ago: still recording
     assert joiner.run(video_id, urgent=False) == "waiting for the recording to pause"
-    assert delayed_messages() == 2  # it put itself back on the queue
+    assert queued_joins(delayed=True) == 2  # it put itself back on the queue
     assert service.status(video_id, token)["status"] == "processing"
     clock.now += 3  # quiet for the whole JOIN_DELAY_SECONDS
     assert joiner.run(video_id, urgent=False) == "joined"
@@ -162,7 +148,7 @@ def test_someone_waiting_to_play_does_not_wait_for_the_pause(clocked):
     service, joiner, clock = clocked
     video_id, token = record(service, fixture_chunks())
     assert service.playback(video_id, token).url is None
-    assert {"join": video_id, "urgent": True} in queued()
+    assert queued_joins() == 1  # the urgent one: not delayed
     assert joiner.run(video_id, urgent=True) == "joined"
     assert service.playback(video_id, token).url is not None
 
@@ -184,25 +170,18 @@ def test_a_video_that_fails_the_decode_check_is_not_published(parts, monkeypatch
     assert [o["Key"] for o in listing.get("Contents", []) if o["Key"].endswith(".webm")] == []
 
 
-def visible_messages() -> int:
-    url = aws.sqs().get_queue_url(QueueName=get_settings().job_queue_name)["QueueUrl"]
-    attributes = aws.sqs().get_queue_attributes(
-        QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"])["Attributes"]
-    return int(attributes["ApproximateNumberOfMessages"])
-
-
 def test_an_urgent_join_that_never_started_is_asked_for_again(clocked):
     from chalicelib.videos import URGENT_JOIN_LOST_SECONDS
     service, joiner, clock = clocked
     video_id, token = record(service, fixture_chunks())
     service.playback(video_id, token)
-    assert visible_messages() == 1
+    assert queued_joins() == 1
     clock.now += URGENT_JOIN_LOST_SECONDS - 1
     service.playback(video_id, token)
-    assert visible_messages() == 1  # still expected to start
+    assert queued_joins() == 1  # still expected to start
     clock.now += 2
     service.playback(video_id, token)
-    assert visible_messages() == 2  # presumed lost: asked again
+    assert queued_joins() == 2  # presumed lost: asked again
 
 
 def test_no_second_join_of_the_same_chunks_while_one_runs(clocked):
@@ -211,7 +190,7 @@ def test_no_second_join_of_the_same_chunks_while_one_runs(clocked):
     catalog = joiner.catalog
     catalog.start_join(video_id, clock.now)  # a join of all 6 chunks is running elsewhere
     assert service.playback(video_id, token).url is None
-    assert visible_messages() == 0
+    assert queued_joins() == 0
     assert joiner.run(video_id, urgent=True) == "already being joined"
     service.append(video_id, token, b"more")  # a new chunk: the running join is out of date
     assert joiner.catalog.get(video_id).joining_now(clock.now, 960) is False
