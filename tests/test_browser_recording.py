@@ -58,6 +58,8 @@ MIME_TYPES = [
     "video/mp4",
     "video/mp4;codecs=avc1,mp4a.40.2",
     "video/mp4;codecs=avc1,opus",
+    "video/mp4;codecs=av01,opus",
+    "audio/mp4;codecs=opus",
 ]
 
 CHROMIUM_FLAGS = [
