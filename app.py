@@ -3,6 +3,7 @@
 import functools
 
 from aws_lambda_powertools import Logger
+from botocore.exceptions import BotoCoreError, ClientError
 from chalice import Chalice, ConvertToMiddleware, CORSConfig, Response
 
 from chalicelib import errors
@@ -63,7 +64,8 @@ def _error_response(error: errors.VideoError) -> Response:
 
 
 def api_route(path: str, **options):
-    """app.route, with the service's errors answered as JSON."""
+    """app.route, with the service's errors answered as JSON. An AWS service that does not
+    answer (throttling, an outage) is a 503 the client may retry, not a 500."""
     def register(view):
         @functools.wraps(view)
         def handle(**arguments):
@@ -71,6 +73,10 @@ def api_route(path: str, **options):
                 return view(**arguments)
             except errors.VideoError as error:
                 return _error_response(error)
+            except (BotoCoreError, ClientError) as error:
+                logger.exception("an AWS call failed")
+                return _error_response(errors.StorageUnavailable(
+                    f"the storage service did not answer ({type(error).__name__}); retry"))
         return app.route(path, **options)(handle)
     return register
 
@@ -90,9 +96,10 @@ def index():
 
 @api_route("/create_video", methods=["POST"], content_types=CHUNK_CONTENT_TYPES)
 def create_video():
-    created = get_service().create()
+    service = get_service()
+    created = service.create()
     body = {"video_id": created.video.video_id, "upload_token": created.upload_token,
-            **get_service().describe(created.video)}
+            **service.describe(created.video)}
     return Response(body, status_code=201)
 
 
