@@ -204,9 +204,11 @@ class Ffmpeg:
             parts.append(_Part(path, container, info))
         if not parts:
             raise NotPlayable("there are no chunks to join")
-        if len(parts) == 1:
-            path, container, method = parts[0].path, parts[0].container, "remux"
-        elif _same_format(parts):
+        if len(parts) == 1:  # one stream: its remux is the video, probed and checked above
+            only = parts[0]
+            return JoinedVideo(path=only.path, container=only.container, info=only.info,
+                               files=1, method="remux")
+        if _same_format(parts):
             path, container, method = self._concat_copy(parts, work_dir), parts[0].container, "concat"
         elif self.allow_reencode:
             path, container, method = self._concat_reencode(parts, work_dir), REENCODE_CONTAINER, "reencode"
