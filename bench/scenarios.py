@@ -160,8 +160,9 @@ def time_to_ready(api: Api, recording: Path, chunks: list[bytes], work: Path,
     assert joined == recording.read_bytes()
     joined_path = work / "joined.webm"
     joined_path.write_bytes(joined)
-    remux_times, put_times = [], []
+    remux_times, put_times, fetch_times = [], [], []
     for _ in range(reference_runs):
+        fetch_times.append(fetch_chunks_once(emulator_url, bucket, video_id, len(chunks)))
         out = work / "remuxed.webm"
         t0 = time.perf_counter()
         subprocess.run([ffmpeg_binary(), "-hide_banner", "-loglevel", "error", "-y",
@@ -171,6 +172,7 @@ def time_to_ready(api: Api, recording: Path, chunks: list[bytes], work: Path,
         out.unlink()
         put_times.append(put_once(emulator_url, bucket, joined))
     joined_path.unlink()
+    result["chunk_reads_s"] = statistics.median(fetch_times)
     result["ffmpeg_copy_s"] = statistics.median(remux_times)
     result["s3_put_s"] = statistics.median(put_times)
     result["ffmpeg_copy_runs_s"] = remux_times
@@ -179,6 +181,26 @@ def time_to_ready(api: Api, recording: Path, chunks: list[bytes], work: Path,
         result["ratio_vs_ffmpeg_copy"] = ready / result["ffmpeg_copy_s"]
         result["ratio_vs_s3_put"] = ready / result["s3_put_s"]
     return result
+
+
+def fetch_chunks_once(emulator_url: str, bucket: str, video_id: int, count: int) -> float:
+    """Read the video's chunk objects back as the join does (chalicelib.joiner's
+    prefetch_in_order, same window), and nothing else: the floor of a join that reads them."""
+    from chalicelib import storage
+    from chalicelib.joiner import PREFETCH, prefetch_in_order
+    client = boto3.client("s3", endpoint_url=emulator_url, region_name="us-east-1",
+                          aws_access_key_id="emulator", aws_secret_access_key="emulator",
+                          config=Config(s3={"addressing_style": "path"},
+                                        signature_version="s3v4"))
+
+    def fetch(index: int) -> bytes:
+        key = storage.chunk_key(video_id, index)
+        return client.get_object(Bucket=bucket, Key=key)["Body"].read()
+
+    t0 = time.perf_counter()
+    for _ in prefetch_in_order(list(range(count)), fetch, PREFETCH):
+        pass
+    return time.perf_counter() - t0
 
 
 def put_once(emulator_url: str, bucket: str, body: bytes) -> float:
