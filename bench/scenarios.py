@@ -26,18 +26,25 @@ def warm_up(api: Api, chunk: bytes) -> None:
     api.get(video_id, token)
 
 
+def emulator_client(service: str, emulator_url: str):
+    """A client of the emulator, with the settings the app's own clients use there."""
+    assert emulator_url.startswith("http://127.0.0.1:")
+    return boto3.client(service, endpoint_url=emulator_url, region_name="us-east-1",
+                        aws_access_key_id="emulator", aws_secret_access_key="emulator",
+                        config=Config(s3={"addressing_style": "path"},
+                                      signature_version="s3v4"))
+
+
 def catalog_item(emulator_url: str, video_id: int) -> dict:
     """The video's catalog record, read straight from the emulator (for a stuck join)."""
-    client = boto3.client("dynamodb", endpoint_url=emulator_url, region_name="us-east-1",
-                          aws_access_key_id="emulator", aws_secret_access_key="emulator")
+    client = emulator_client("dynamodb", emulator_url)
     item = client.get_item(TableName="videos-local", Key={"video_id": {"N": str(video_id)}},
                            ConsistentRead=True).get("Item", {})
     return {k: list(v.values())[0] for k, v in item.items() if k not in ("media", "token_hash")}
 
 
 def queue_depth(emulator_url: str) -> dict:
-    client = boto3.client("sqs", endpoint_url=emulator_url, region_name="us-east-1",
-                          aws_access_key_id="emulator", aws_secret_access_key="emulator")
+    client = emulator_client("sqs", emulator_url)
     url = client.get_queue_url(QueueName="video-joins-local")["QueueUrl"]
     return client.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
 
@@ -188,10 +195,7 @@ def fetch_chunks_once(emulator_url: str, bucket: str, video_id: int, count: int)
     prefetch_in_order, same window), and nothing else: the floor of a join that reads them."""
     from chalicelib import storage
     from chalicelib.joiner import PREFETCH, prefetch_in_order
-    client = boto3.client("s3", endpoint_url=emulator_url, region_name="us-east-1",
-                          aws_access_key_id="emulator", aws_secret_access_key="emulator",
-                          config=Config(s3={"addressing_style": "path"},
-                                        signature_version="s3v4"))
+    client = emulator_client("s3", emulator_url)
 
     def fetch(index: int) -> bytes:
         key = storage.chunk_key(video_id, index)
@@ -205,11 +209,7 @@ def fetch_chunks_once(emulator_url: str, bucket: str, video_id: int, count: int)
 
 def put_once(emulator_url: str, bucket: str, body: bytes) -> float:
     """One PutObject of `body` to the emulator, with the same client settings the app uses."""
-    assert emulator_url.startswith("http://127.0.0.1:")
-    client = boto3.client("s3", endpoint_url=emulator_url, region_name="us-east-1",
-                          aws_access_key_id="emulator", aws_secret_access_key="emulator",
-                          config=Config(s3={"addressing_style": "path"},
-                                        signature_version="s3v4"))
+    client = emulator_client("s3", emulator_url)
     key = "bench/put-reference.webm"
     t0 = time.perf_counter()
     client.put_object(Bucket=bucket, Key=key, Body=body, ContentType="video/webm")

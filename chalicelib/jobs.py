@@ -31,7 +31,6 @@ class JobQueue:
                                  MessageBody=json.dumps({"join": video_id, "urgent": urgent}))
 
 
-
 def join_request_of(message_body: str) -> tuple[int, bool]:
     """(video_id, urgent) of a join message."""
     message = json.loads(message_body)

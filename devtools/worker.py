@@ -4,7 +4,6 @@ its own function: a join's CPU and I/O stay out of the API's and the emulator's 
 
 Started by devtools.server with the stage's environment (AWS_ENDPOINT_URL included).
 """
-import os
 import sys
 from pathlib import Path
 
@@ -17,24 +16,35 @@ def sqs_event(body: str, receipt: str) -> dict:
                          "eventSourceARN": "arn:aws:sqs:local"}]}
 
 
-def main() -> None:
-    sys.path.insert(0, str(ROOT))
-    import app
+def deliver_next(app_module, queue, wait_seconds: int = 0) -> bool:
+    """Hand the next queued join message to app.join_videos, as the SQS trigger does, and
+    delete it once handled; False when the queue had none. A handler that raises leaves the
+    message on the queue, to come back after its visibility timeout, as on Lambda."""
     from chalice.local import LambdaContext
 
     from chalicelib import aws
-    queue_url = aws.sqs().get_queue_url(QueueName=os.environ["JOB_QUEUE_NAME"])["QueueUrl"]
+    queue_url = queue.url
+    messages = aws.sqs().receive_message(QueueUrl=queue_url, WaitTimeSeconds=wait_seconds,
+                                         MaxNumberOfMessages=1).get("Messages", [])
+    if not messages:
+        return False
+    message = messages[0]
+    context = LambdaContext("join_videos", memory_size=1024, max_runtime_ms=900_000)
+    app_module.join_videos(sqs_event(message["Body"], message["ReceiptHandle"]), context)
+    aws.sqs().delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+    return True
+
+
+def main() -> None:
+    sys.path.insert(0, str(ROOT))
+    import app
+    from chalicelib.jobs import JobQueue
+    queue = JobQueue()
     while True:
-        messages = aws.sqs().receive_message(
-            QueueUrl=queue_url, WaitTimeSeconds=1, MaxNumberOfMessages=1).get("Messages", [])
-        for message in messages:
-            context = LambdaContext("join_videos", memory_size=1024, max_runtime_ms=900_000)
-            try:
-                app.join_videos(sqs_event(message["Body"], message["ReceiptHandle"]), context)
-            except Exception as error:  # as on Lambda: the message comes back after its timeout
-                print(f"join job failed: {error!r}", file=sys.stderr, flush=True)
-                continue
-            aws.sqs().delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+        try:
+            deliver_next(app, queue, wait_seconds=1)
+        except Exception as error:
+            print(f"join job failed: {error!r}", file=sys.stderr, flush=True)
 
 
 if __name__ == "__main__":
