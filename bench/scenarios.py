@@ -194,7 +194,7 @@ def fetch_chunks_once(emulator_url: str, bucket: str, video_id: int, count: int)
     """Read the video's chunk objects back as the join does (chalicelib.joiner's
     prefetch_in_order, same window), and nothing else: the floor of a join that reads them."""
     from chalicelib import storage
-    from chalicelib.joiner import PREFETCH, prefetch_in_order
+    from chalicelib.storage import PREFETCH, prefetch_in_order
     client = emulator_client("s3", emulator_url)
 
     def fetch(index: int) -> bytes:

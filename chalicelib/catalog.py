@@ -38,6 +38,9 @@ class Video:
     media: dict = field(default_factory=dict)  # container, content type, duration, codecs...
     failed_chunks: int | None = None  # the chunk count whose join failed
     error: str | None = None
+    segment_count: int = 0  # segments folded from the chunks so far (chalicelib.segments)
+    segmented_bytes: int = 0  # chunk bytes those segments (and the stream's head) hold
+    segments_off: str | None = None  # why this video cannot be folded, when it cannot
 
     def stored_chunk_indices(self) -> list[int]:
         return [i for i in range(self.chunk_count) if i not in self.lost_chunks]
@@ -103,6 +106,8 @@ def _video(item: dict) -> Video:
         compiled_chunks=item.get("compiled_chunks"), compiled_key=item.get("compiled_key"),
         poster_key=item.get("poster_key"), media=item.get("media", {}),
         failed_chunks=item.get("failed_chunks"), error=item.get("error"),
+        segment_count=item.get("segment_count", 0), segmented_bytes=item.get("segmented_bytes", 0),
+        segments_off=item.get("segments_off"),
     )
 
 
@@ -230,6 +235,21 @@ class Catalog:
                               "REMOVE join_started_at, joining_chunks"),
             ExpressionAttributeNames={"#error": "error"},
             ExpressionAttributeValues={":n": chunk_count, ":reason": reason})
+
+    def commit_segment(self, video_id: int, segment_count: int, segmented_bytes: int) -> None:
+        """Count one more folded segment. Raises ConditionFailed when another job committed
+        that segment first, or the video was found unfoldable."""
+        previous = segment_count - 1
+        counted = Attr("segment_count").eq(previous)
+        if previous == 0:
+            counted = counted | Attr("segment_count").not_exists()
+        self._update(video_id, counted & Attr("segments_off").not_exists(),
+                     UpdateExpression="SET segment_count = :n, segmented_bytes = :bytes",
+                     ExpressionAttributeValues={":n": segment_count, ":bytes": segmented_bytes})
+
+    def stop_segments(self, video_id: int, reason: str) -> None:
+        self._update(video_id, UpdateExpression="SET segments_off = :reason",
+                     ExpressionAttributeValues={":reason": reason})
 
     def end_join(self, video_id: int) -> None:
         """A join that stopped without a result (it will be retried)."""

@@ -4,45 +4,29 @@ Runs off the request path (an SQS-triggered Lambda on AWS, the local worker unde
 `make run`). It is idempotent: a join for a chunk count already compiled does nothing, and
 the compiled object's key is derived from that count.
 """
+import functools
 import math
 import os
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import Callable, Iterator
+from typing import Callable
 
 from aws_lambda_powertools import Logger
 
-from chalicelib import storage
+from chalicelib import media, storage
 from chalicelib.catalog import Catalog, ConditionFailed, Video
 from chalicelib.errors import NotPlayable
 from chalicelib.jobs import JobQueue
 from chalicelib.media import Ffmpeg, JoinedVideo
+from chalicelib.segments import Segments
 from chalicelib.settings import Settings
-from chalicelib.storage import ChunkMissing, ObjectStore
+from chalicelib.storage import PREFETCH, PREFETCH_BYTES, ChunkMissing, ObjectStore, prefetch_in_order
 
 logger = Logger(child=True)
 
-# Chunks are fetched ahead of ffmpeg, several at a time: S3 latency, not bandwidth, is what
-# a sequential read of many small objects waits on. At most PREFETCH chunks and about
-# PREFETCH_BYTES are in flight, so memory stays bounded whatever the chunk size.
-PREFETCH = 8
-PREFETCH_BYTES = 24 * 1024 * 1024
 # A chunk claimed this long ago and still not in S3 will not arrive: its append died.
 LOST_CHUNK_SECONDS = 120
-
-
-def prefetch_in_order(indices: list[int], fetch: Callable[[int], bytes],
-                      window: int = PREFETCH) -> Iterator[bytes]:
-    """fetch(i) for each index, in order, with up to `window` fetches running ahead."""
-    with ThreadPoolExecutor(max_workers=window) as pool:
-        futures = [pool.submit(fetch, i) for i in indices[:window]]
-        for position in range(len(indices)):
-            ahead = position + window
-            if ahead < len(indices):
-                futures.append(pool.submit(fetch, indices[ahead]))
-            yield futures[position].result()
-            futures[position] = None  # let the bytes go
 
 
 class Joiner:
@@ -54,6 +38,7 @@ class Joiner:
         self.queue = queue
         self.clock = clock
         self.ffmpeg = Ffmpeg(settings.ffmpeg_binary, settings.allow_reencode)
+        self.segments = Segments(catalog, store, self.ffmpeg)
 
     def run(self, video_id: int, urgent: bool = True) -> str:
         """Join the video's chunks as they are now; returns what happened, for the log.
@@ -73,6 +58,7 @@ class Joiner:
             return "already being joined"
         quiet_for = now - video.updated_at
         if not urgent and video.join_urgent_at is None and quiet_for < self.settings.join_delay_seconds:
+            self._fold(video)
             self.queue.schedule_join(video_id, math.ceil(self.settings.join_delay_seconds - quiet_for))
             self.catalog.renew_join_request(video_id, now)
             return "waiting for the recording to pause"
@@ -84,9 +70,9 @@ class Joiner:
         try:
             with tempfile.TemporaryDirectory(dir=self.settings.work_dir) as work_dir:
                 started = time.monotonic()
-                joined = self._join(video, work_dir)
+                joined, upload, check, byte_size = self._join(video, work_dir)
                 joined_at = time.monotonic()
-                outcome = self._publish(video, joined, work_dir)
+                outcome = self._publish(video, joined, upload, check, byte_size, work_dir)
                 logger.info("join timings", extra={
                     "video_id": video_id, "join_seconds": round(joined_at - started, 3),
                     "publish_seconds": round(time.monotonic() - joined_at, 3)})
@@ -107,42 +93,66 @@ class Joiner:
         return (video.chunk_count not in (video.compiled_chunks, video.failed_chunks)
                 and bool(video.stored_chunk_indices()))
 
-    def _join(self, video: Video, work_dir: str) -> JoinedVideo:
-        def fetch(index: int) -> bytes:
-            return b"".join(self.store.iter_chunk_blocks(video.video_id, index))
+    def _fold(self, video: Video) -> None:
+        try:
+            self.segments.fold(video)
+        except Exception:
+            # Folding only saves the join work; the join reads the chunks whatever happened.
+            logger.exception("folding failed", extra={"video_id": video.video_id})
 
+    def _join(self, video: Video, work_dir: str):
+        """The joined video, and how to upload it, check it and size it: assembled from
+        segments when the video was folded, joined by ffmpeg from the chunks otherwise."""
+        key = functools.partial(storage.compiled_key, video.video_id, video.chunk_count)
+        assembly = self.segments.assemble(video, work_dir)
+        if assembly is not None:
+            joined = assembly.video
+            upload = functools.partial(self.store.compose, key(joined.container.extension),
+                                       assembly.pieces, joined.content_type)
+            return joined, upload, functools.partial(self._check_assembly, assembly), assembly.byte_size
         indices = video.stored_chunk_indices()
         average_chunk = max(1, video.byte_count // max(1, len(indices)))
         window = max(2, min(PREFETCH, PREFETCH_BYTES // average_chunk))
-        chunks = prefetch_in_order(indices, fetch, window)
-        return self.ffmpeg.join(chunks, work_dir)
+        chunks = prefetch_in_order(
+            indices, functools.partial(self.store.read_chunk, video.video_id), window)
+        joined = self.ffmpeg.join(chunks, work_dir)
+        upload = functools.partial(self.store.upload_file, joined.path,
+                                   key(joined.container.extension), joined.content_type)
+        check = functools.partial(self.ffmpeg.check_decodes, joined.path, joined.info.duration)
+        return joined, upload, check, os.path.getsize(joined.path)
 
-    def _publish(self, video: Video, joined: JoinedVideo, work_dir: str) -> str:
-        """Upload the joined file while it is decode-checked and its poster is made; record
-        it only once all three have succeeded."""
+    def _check_assembly(self, assembly) -> None:
+        if not assembly.tail_is_whole:
+            self.ffmpeg.decode(assembly.video.path, t=media.SAMPLE_SECONDS)
+        self.ffmpeg.decode(assembly.tail_path)
+
+    def _publish(self, video: Video, joined: JoinedVideo, upload: Callable[[], None],
+                 check: Callable[[], None], byte_size: int, work_dir: str) -> str:
+        """Upload the joined video while it is decode-checked and its poster is made;
+        record it only once all three have succeeded."""
         target = video.chunk_count
         key = storage.compiled_key(video.video_id, target, joined.container.extension)
         with ThreadPoolExecutor(max_workers=2) as pool:
-            upload = pool.submit(self.store.upload_file, joined.path, key, joined.content_type)
+            uploading = pool.submit(upload)
             poster = pool.submit(self._poster, video, joined, work_dir)
             try:
-                self.ffmpeg.check_decodes(joined.path, joined.info.duration)
+                check()
             except NotPlayable:
-                for step in (upload, poster):
+                for step in (uploading, poster):
                     step.exception()  # wait for it, whatever became of it
                 self.store.delete(key)
                 raise
-            upload.result()
+            uploading.result()
             poster_key = poster.result()
-        media = media_summary(joined)
+        media_info = media_summary(joined, byte_size)
         try:
-            replaced = self.catalog.finish_join(video.video_id, target, key, poster_key, media)
+            replaced = self.catalog.finish_join(video.video_id, target, key, poster_key, media_info)
         except ConditionFailed:
             return "superseded by a newer join"
         if replaced and replaced != key:
             self.store.delete(replaced)
             self.store.delete(os.path.splitext(replaced)[0] + ".jpg")
-        logger.info("joined", extra={"video_id": video.video_id, "chunks": target, **media})
+        logger.info("joined", extra={"video_id": video.video_id, "chunks": target, **media_info})
         return "joined"
 
     def _poster(self, video: Video, joined: JoinedVideo, work_dir: str) -> str | None:
@@ -165,11 +175,11 @@ class Joiner:
             self.queue.schedule_join(video.video_id, 1, urgent=True)
 
 
-def media_summary(joined: JoinedVideo) -> dict:
+def media_summary(joined: JoinedVideo, byte_size: int) -> dict:
     info = joined.info
     video, audio = info.video, info.audio
     summary = {"container": joined.container.name, "content_type": joined.content_type,
-               "duration": info.duration, "byte_size": os.path.getsize(joined.path),
+               "duration": info.duration, "byte_size": byte_size,
                "join_method": joined.method, "audio_only": video is None,
                "video_codec": video.codec if video else None,
                "width": video.width if video else None, "height": video.height if video else None,

@@ -60,7 +60,9 @@ class JoinedVideo:
     container: Container
     info: MediaInfo
     files: int  # how many complete files the chunks held
-    method: str  # "remux" (one stream), "concat" (stream copy of files) or "reencode"
+    # "remux" (one stream), "segments" (one stream assembled from folded segments, see
+    # chalicelib.segments), "concat" (stream copy of files) or "reencode"
+    method: str
 
     @property
     def content_type(self) -> str:
@@ -175,8 +177,12 @@ class Ffmpeg:
         else:
             windows = [{"t": SAMPLE_SECONDS}, {"ss": max(0.0, duration - SAMPLE_SECONDS)}]
         for window in windows:
-            self._run(ffmpeg.input(path, **window).output("-", f="null"),
-                      "the joined video does not decode cleanly", ignore=_NULL_MUXER)
+            self.decode(path, **window)
+
+    def decode(self, path: str, **window) -> None:
+        """Decode a file, or the window of it (ffmpeg's ss and t): any error fails."""
+        self._run(ffmpeg.input(path, **window).output("-", f="null"),
+                  "the joined video does not decode cleanly", ignore=_NULL_MUXER)
 
     # --- joining -------------------------------------------------------------------
 

@@ -3,11 +3,14 @@
 videos/<id>/chunks/000000.chunk, 000001.chunk, ...   one object per appended chunk
 videos/<id>/compiled/000042.webm                     the join of chunks 0..41
 videos/<id>/compiled/000042.jpg                      its poster frame
+videos/<id>/segments/000000.seg, 000001.seg, ...     chunks folded into >= 5 MiB pieces
+videos/<id>/segments/000001.json, ...                 the fold's state after each segment
 
 A compiled object is named by the chunk count it reflects, so a join never overwrites the
 object a reader is being sent to, and running a join twice for one count writes the same key.
 """
-from typing import BinaryIO, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import BinaryIO, Callable, Iterator
 
 from boto3.s3.transfer import TransferConfig
 from botocore.exceptions import BotoCoreError, ClientError
@@ -22,6 +25,13 @@ _UPLOAD = TransferConfig(multipart_threshold=8 * 1024 * 1024,
                          multipart_chunksize=8 * 1024 * 1024,
                          max_concurrency=4)
 READ_BLOCK = 1024 * 1024
+# Chunks are fetched ahead of their reader, several at a time: S3 latency, not bandwidth,
+# is what a sequential read of many small objects waits on. At most PREFETCH chunks and
+# about PREFETCH_BYTES are in flight, so memory stays bounded whatever the chunk size.
+PREFETCH = 8
+PREFETCH_BYTES = 24 * 1024 * 1024
+# Parts of a composed object sent or copied at once: copies take no bandwidth of ours.
+_COMPOSE_CONCURRENCY = 8
 
 
 def chunk_key(video_id: int, index: int) -> str:
@@ -30,6 +40,27 @@ def chunk_key(video_id: int, index: int) -> str:
 
 def compiled_key(video_id: int, chunk_count: int, extension: str) -> str:
     return f"videos/{video_id}/compiled/{chunk_count:06d}.{extension}"
+
+
+def prefetch_in_order(indices: list[int], fetch: Callable[[int], bytes],
+                      window: int = PREFETCH) -> Iterator[bytes]:
+    """fetch(i) for each index, in order, with up to `window` fetches running ahead."""
+    with ThreadPoolExecutor(max_workers=window) as pool:
+        futures = [pool.submit(fetch, i) for i in indices[:window]]
+        for position in range(len(indices)):
+            ahead = position + window
+            if ahead < len(indices):
+                futures.append(pool.submit(fetch, indices[ahead]))
+            yield futures[position].result()
+            futures[position] = None  # let the bytes go
+
+
+def segment_key(video_id: int, number: int) -> str:
+    return f"videos/{video_id}/segments/{number:06d}.seg"
+
+
+def segment_state_key(video_id: int, segment_count: int) -> str:
+    return f"videos/{video_id}/segments/{segment_count:06d}.json"
 
 
 class ChunkMissing(Exception):
@@ -70,6 +101,9 @@ class ObjectStore:
             raise
         return response["Body"]
 
+    def read_chunk(self, video_id: int, index: int) -> bytes:
+        return b"".join(self.iter_chunk_blocks(video_id, index))
+
     def iter_chunk_blocks(self, video_id: int, index: int) -> Iterator[bytes]:
         body = self.open_chunk(video_id, index)
         try:
@@ -77,6 +111,43 @@ class ObjectStore:
                 yield block
         finally:
             body.close()
+
+    def put_object(self, key: str, body: bytes, content_type: str = "application/octet-stream") -> None:
+        self.client.put_object(Bucket=self.bucket, Key=key, Body=body, ContentType=content_type)
+
+    def get_object(self, key: str, first_byte: int = 0) -> bytes:
+        """The object's bytes from first_byte to its end."""
+        extra = {"Range": f"bytes={first_byte}-"} if first_byte else {}
+        return self.client.get_object(Bucket=self.bucket, Key=key, **extra)["Body"].read()
+
+    def compose(self, key: str, pieces: list[bytes | str], content_type: str) -> None:
+        """Write one object from pieces in order: bytes are sent, a str names an object S3
+        copies in without it passing through here (UploadPartCopy). Every piece but the
+        last must be at least 5 MiB, S3's smallest part."""
+        extra = {"ContentType": content_type, "ContentDisposition": "inline"}
+        if len(pieces) == 1 and isinstance(pieces[0], bytes):
+            self.client.put_object(Bucket=self.bucket, Key=key, Body=pieces[0], **extra)
+            return
+        upload_id = self.client.create_multipart_upload(
+            Bucket=self.bucket, Key=key, **extra)["UploadId"]
+        common = {"Bucket": self.bucket, "Key": key, "UploadId": upload_id}
+
+        def send(number: int, piece: bytes | str) -> dict:
+            if isinstance(piece, bytes):
+                etag = self.client.upload_part(PartNumber=number, Body=piece, **common)["ETag"]
+            else:
+                etag = self.client.upload_part_copy(
+                    PartNumber=number, CopySource={"Bucket": self.bucket, "Key": piece},
+                    **common)["CopyPartResult"]["ETag"]
+            return {"PartNumber": number, "ETag": etag}
+
+        try:
+            with ThreadPoolExecutor(max_workers=_COMPOSE_CONCURRENCY) as pool:
+                parts = list(pool.map(send, range(1, len(pieces) + 1), pieces))
+            self.client.complete_multipart_upload(MultipartUpload={"Parts": parts}, **common)
+        except BaseException:
+            self.client.abort_multipart_upload(**common)
+            raise
 
     def upload_file(self, path: str, key: str, content_type: str) -> None:
         self.client.upload_file(path, self.bucket, key, Config=_UPLOAD, ExtraArgs={

@@ -24,3 +24,13 @@ def queued_joins(delayed: bool = False) -> int:
 
 def body(response) -> dict:
     return json.loads(response.body)
+
+
+class Clock:
+    """A clock the test moves by hand."""
+
+    def __init__(self, now: float = 1_000_000.0):
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now

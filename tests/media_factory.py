@@ -12,7 +12,8 @@ VIDEO_CODECS = {"vp8": ["-c:v", "libvpx", "-deadline", "realtime", "-cpu-used", 
                 "vp9": ["-c:v", "libvpx-vp9", "-deadline", "realtime", "-cpu-used", "8", "-b:v", "500k"],
                 "av1": ["-c:v", "libaom-av1", "-cpu-used", "8", "-b:v", "300k"],
                 "h264": ["-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p"]}
-AUDIO_CODECS = {"opus": ["-c:a", "libopus", "-b:a", "64k"], "aac": ["-c:a", "aac", "-b:a", "64k"]}
+AUDIO_CODECS = {"opus": ["-c:a", "libopus", "-b:a", "64k"], "aac": ["-c:a", "aac", "-b:a", "64k"],
+                "pcm": ["-c:a", "pcm_s16le"]}
 
 
 def ffmpeg() -> str:
@@ -22,15 +23,20 @@ def ffmpeg() -> str:
 @functools.lru_cache(maxsize=None)
 def unseekable_stream(container: str = "webm", video: str | None = "vp8", audio: str | None = "opus",
                       seconds: float = 2.0, size: str = "320x240", rate: int = 25,
-                      tone: int = 440) -> bytes:
+                      tone: int = 440, video_bitrate: str | None = None) -> bytes:
+    """A recording as a stream. With video_bitrate, the picture is noisy so that the
+    encoder needs that rate: a few seconds then make megabytes."""
     command = [ffmpeg(), "-hide_banner", "-v", "error"]
     if video:
-        command += ["-f", "lavfi", "-i", f"testsrc2=size={size}:rate={rate}"]
+        noise = ",noise=alls=40:allf=t" if video_bitrate else ""
+        command += ["-f", "lavfi", "-i", f"testsrc2=size={size}:rate={rate}{noise}"]
     if audio:
         command += ["-f", "lavfi", "-i", f"sine=frequency={tone}:sample_rate=48000"]
     command += ["-t", str(seconds)]
     if video:
         command += VIDEO_CODECS[video] + ["-g", str(rate)]
+        if video_bitrate:
+            command += ["-b:v", video_bitrate]
     if audio:
         command += AUDIO_CODECS[audio]
     if container == "mp4":

@@ -4,12 +4,13 @@ import pytest
 from chalicelib import aws
 from chalicelib.catalog import Catalog
 from chalicelib.jobs import JobQueue
-from chalicelib.joiner import Joiner, prefetch_in_order
+from chalicelib.joiner import Joiner
+from chalicelib.storage import prefetch_in_order
 from chalicelib.settings import get_settings
 from chalicelib.storage import ObjectStore
 from chalicelib.videos import VideoService
 from tests.conftest import fixture_chunks
-from tests.helpers import queued_joins
+from tests.helpers import Clock, queued_joins
 from tests.media_factory import cut, unseekable_stream
 
 
@@ -112,14 +113,6 @@ def test_prefetch_keeps_order_whatever_finishes_first():
         return bytes([index])
 
     assert list(prefetch_in_order(list(range(30)), fetch, window=5)) == [bytes([i]) for i in range(30)]
-
-
-class Clock:
-    def __init__(self, now: float = 1_000_000.0):
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture
