@@ -92,13 +92,16 @@ def main(argv=None) -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     from bench import recording
     from bench.recording import CHUNK_BYTES, chunks_of
+    from devtools.server import stage_environment
 
     commit = git("rev-parse", "HEAD")
     meta = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "commit": commit, "dirty_files": len(git("status", "--porcelain").splitlines()),
             "cores": os.cpu_count(), "python": platform.python_version(),
             "mode": "quick" if args.quick else "full", "runs": args.runs,
-            "chunk_bytes": CHUNK_BYTES, "join_delay_seconds": 0,
+            "chunk_bytes": CHUNK_BYTES,
+            # The HTTP scenarios run with the local stage's, as `make run` does.
+            "join_delay_seconds": int(stage_environment()["JOIN_DELAY_SECONDS"]),
             "load_average_at_start": os.getloadavg(),
             "ffmpeg": subprocess.run([os.environ["FFMPEG_BINARY"], "-version"], capture_output=True,
                                      text=True).stdout.split("\n")[0]}

@@ -191,7 +191,7 @@ def time_to_ready(api: Api, recording: Path, chunks: list[bytes], work: Path,
 
 
 def fetch_chunks_once(emulator_url: str, bucket: str, video_id: int, count: int) -> float:
-    """Read the video's chunk objects back as the join does (chalicelib.joiner's
+    """Read the video's chunk objects back as a join from chunks does (chalicelib.storage's
     prefetch_in_order, same window), and nothing else: the floor of a join that reads them."""
     from chalicelib import storage
     from chalicelib.storage import PREFETCH, prefetch_in_order

@@ -69,13 +69,13 @@ class Joiner:
             return "up to date"
         try:
             with tempfile.TemporaryDirectory(dir=self.settings.work_dir) as work_dir:
-                started = time.monotonic()
-                joined, upload, check, byte_size = self._join(video, work_dir)
-                joined_at = time.monotonic()
-                outcome = self._publish(video, joined, upload, check, byte_size, work_dir)
-                logger.info("join timings", extra={
-                    "video_id": video_id, "join_seconds": round(joined_at - started, 3),
-                    "publish_seconds": round(time.monotonic() - joined_at, 3)})
+                timings: dict[str, float] = {}
+                joined, upload, check, byte_size = _timed(timings, "join", self._join)(video, work_dir)
+                outcome = _timed(timings, "publish", self._publish)(
+                    video, joined, _timed(timings, "upload", upload), _timed(timings, "check", check),
+                    byte_size, work_dir)
+                logger.info("join timings", extra={"video_id": video_id, "seconds": timings,
+                                                   "join_method": joined.method})
         except ChunkMissing as missing:
             self._chunk_missing(video, missing.index)
             return "waiting for a chunk"
@@ -103,21 +103,18 @@ class Joiner:
     def _join(self, video: Video, work_dir: str):
         """The joined video, and how to upload it, check it and size it: assembled from
         segments when the video was folded, joined by ffmpeg from the chunks otherwise."""
-        key = functools.partial(storage.compiled_key, video.video_id, video.chunk_count)
         assembly = self.segments.assemble(video, work_dir)
         if assembly is not None:
-            joined = assembly.video
-            upload = functools.partial(self.store.compose, key(joined.container.extension),
-                                       assembly.pieces, joined.content_type)
-            return joined, upload, functools.partial(self._check_assembly, assembly), assembly.byte_size
+            return (assembly.video, assembly.composition.complete,
+                    functools.partial(self._check_assembly, assembly), assembly.byte_size)
         indices = video.stored_chunk_indices()
         average_chunk = max(1, video.byte_count // max(1, len(indices)))
         window = max(2, min(PREFETCH, PREFETCH_BYTES // average_chunk))
         chunks = prefetch_in_order(
             indices, functools.partial(self.store.read_chunk, video.video_id), window)
         joined = self.ffmpeg.join(chunks, work_dir)
-        upload = functools.partial(self.store.upload_file, joined.path,
-                                   key(joined.container.extension), joined.content_type)
+        key = storage.compiled_key(video.video_id, video.chunk_count, joined.container.extension)
+        upload = functools.partial(self.store.upload_file, joined.path, key, joined.content_type)
         check = functools.partial(self.ffmpeg.check_decodes, joined.path, joined.info.duration)
         return joined, upload, check, os.path.getsize(joined.path)
 
@@ -173,6 +170,17 @@ class Joiner:
         self.catalog.end_join(video.video_id)
         if self.catalog.request_join(video.video_id, now, self.settings.join_stall_seconds, urgent=True):
             self.queue.schedule_join(video.video_id, 1, urgent=True)
+
+
+def _timed(timings: dict[str, float], name: str, step: Callable) -> Callable:
+    """step, noting how long each call took in timings[name] (for the log)."""
+    def timed(*args):
+        started = time.monotonic()
+        try:
+            return step(*args)
+        finally:
+            timings[name] = round(time.monotonic() - started, 3)
+    return timed
 
 
 def media_summary(joined: JoinedVideo, byte_size: int) -> dict:

@@ -138,6 +138,10 @@ class Head:
         return "matroska"
 
     @property
+    def has_video(self) -> bool:
+        return any(track.kind == _VIDEO for track in self.tracks.values())
+
+    @property
     def cue_track(self) -> int:
         """The track the index points into: the video, or the audio when there is none."""
         for kind in (_VIDEO, _AUDIO):

@@ -20,6 +20,7 @@ segment n holds everything needed to go on from there. The chunks stay: they are
 of what was appended, and a segment is only ever derived from them.
 """
 import bisect
+import contextlib
 import dataclasses
 import json
 import os
@@ -32,7 +33,7 @@ from chalicelib.catalog import Catalog, ConditionFailed, Video
 from chalicelib.errors import NotPlayable
 from chalicelib.matroska import Head, Incomplete, Index, Unsupported, read_head, scan_clusters, write_head
 from chalicelib.media import FULL_DECODE_SECONDS, SAMPLE_SECONDS, Ffmpeg, JoinedVideo, MediaInfo
-from chalicelib.storage import ChunkMissing, ObjectStore, prefetch_in_order
+from chalicelib.storage import ChunkMissing, Composition, ObjectStore, prefetch_in_order
 
 logger = Logger(child=True)
 
@@ -81,9 +82,10 @@ class _Read:
 
 @dataclass(frozen=True)
 class Assembly:
-    """A compiled object to be composed from pieces, and the files that check it."""
+    """A compiled object being composed from the head, the segments and the rest, and the
+    files that check it."""
     video: JoinedVideo  # its path: the new head and the first segment (probe, poster)
-    pieces: list  # bytes to send and segment keys to copy, in order (ObjectStore.compose)
+    composition: Composition  # its parts on their way; complete() publishes the object
     byte_size: int
     tail_path: str  # a head and the clusters from a keyframe before the last seconds
     tail_is_whole: bool  # ...which for a short video is all of it
@@ -202,40 +204,75 @@ class Segments:
     # --- assembling the compiled object -------------------------------------------------
 
     def assemble(self, video: Video, work_dir: str) -> Assembly | None:
-        """Fold the rest and plan the compiled object; None when the video is to be joined
-        from its chunks instead (it cannot be folded, or holds less than one segment)."""
-        folded = self._fold(video, final=True)
-        if folded is None or not folded[0].sizes:
+        """Fold the rest and compose the compiled object; None when the video is to be
+        joined from its chunks instead (it cannot be folded, or holds less than a segment).
+
+        S3 starts copying the segments folded already while the rest is folded: the part
+        numbers are known (part 1 is the new head with segment 0, part n + 1 segment n).
+        """
+        if video.segments_off is not None:
             return None
-        state, head, rest = folded
-        try:
-            scan = scan_clusters(rest, state.cluster_bytes, head, state.index)
-        except Unsupported as why:
-            return self._stop(video, str(why))
-        if not scan.index.cues:
-            return None  # nowhere to seek to: leave it to ffmpeg
-        rest, index = scan.whole(rest), scan.index
-        new_head = write_head(head, index.end, index.cues)
-        first = new_head + self.store.get_object(storage.segment_key(video.video_id, 0))
-        pieces = [first] + [storage.segment_key(video.video_id, n)
-                            for n in range(1, len(state.sizes))] + ([rest] if rest else [])
-        container = containers.WEBM if head.doc_type == "webm" else containers.MATROSKA
-        head_path = os.path.join(work_dir, f"head.{container.extension}")
-        with open(head_path, "wb") as out:
-            out.write(first)
-        duration = head.seconds(index.end)
-        info = self.ffmpeg.probe(head_path)
-        if not info.streams:
-            raise NotPlayable("the recording holds no complete audio or video frame")
-        tail_path = os.path.join(work_dir, f"tail.{container.extension}")
-        whole = duration <= FULL_DECODE_SECONDS
-        self._write_tail(video, state, head, index, rest, tail_path,
-                         from_ticks=0 if whole else head.ticks(duration - SAMPLE_SECONDS))
-        return Assembly(
-            video=JoinedVideo(path=head_path, container=container,
-                              info=MediaInfo(duration, info.streams), files=1, method="segments"),
-            pieces=pieces, byte_size=len(first) + sum(state.sizes[1:]) + len(rest),
-            tail_path=tail_path, tail_is_whole=whole)
+        with contextlib.ExitStack() as on_failure:
+            composition, copied = None, 1
+            if video.segment_count:
+                early = self._state(video)
+                composition = self._compose(video, Head.decoded(early.head))
+                on_failure.callback(composition.abort)
+                copied = self._copy(composition, video, copied, len(early.sizes))
+            folded = self._fold(video, final=True)
+            if folded is None or not folded[0].sizes:
+                return None
+            state, head, rest = folded
+            try:
+                scan = scan_clusters(rest, state.cluster_bytes, head, state.index)
+            except Unsupported as why:
+                return self._stop(video, str(why))
+            if not scan.index.cues:
+                return None  # nowhere to seek to: leave it to ffmpeg
+            if composition is None:
+                composition = self._compose(video, head)
+                on_failure.callback(composition.abort)
+            self._copy(composition, video, copied, len(state.sizes))
+            rest, index = scan.whole(rest), scan.index
+            first = write_head(head, index.end, index.cues) + self.store.get_object(
+                storage.segment_key(video.video_id, 0))
+            composition.send(1, first)
+            if rest:
+                composition.send(len(state.sizes) + 1, rest)
+            container = _container(head)
+            head_path = os.path.join(work_dir, f"head.{container.extension}")
+            with open(head_path, "wb") as out:
+                out.write(first)
+            duration = head.seconds(index.end)
+            info = self.ffmpeg.probe(head_path)
+            if not info.streams:
+                raise NotPlayable("the recording holds no complete audio or video frame")
+            tail_path = os.path.join(work_dir, f"tail.{container.extension}")
+            whole = duration <= FULL_DECODE_SECONDS
+            self._write_tail(video, state, head, index, rest, tail_path,
+                             from_ticks=0 if whole else head.ticks(duration - SAMPLE_SECONDS))
+            on_failure.pop_all()
+            return Assembly(
+                video=JoinedVideo(path=head_path, container=container,
+                                  info=MediaInfo(duration, info.streams), files=1, method="segments"),
+                composition=composition,
+                byte_size=len(first) + sum(state.sizes[1:]) + len(rest),
+                tail_path=tail_path, tail_is_whole=whole)
+
+    def _compose(self, video: Video, head: Head) -> Composition:
+        container = _container(head)
+        content_type = container.content_type
+        if not head.has_video:
+            content_type = content_type.replace("video/", "audio/")
+        key = storage.compiled_key(video.video_id, video.chunk_count, container.extension)
+        return self.store.start_composition(key, content_type)
+
+    @staticmethod
+    def _copy(composition: Composition, video: Video, copied: int, count: int) -> int:
+        """Have S3 copy segments copied..count-1 into their parts; returns count."""
+        for number in range(copied, count):
+            composition.copy(number + 1, storage.segment_key(video.video_id, number))
+        return max(copied, count)
 
     def _write_tail(self, video: Video, state: FoldState, head: Head, index: Index,
                     rest: bytes, path: str, from_ticks: int) -> None:
@@ -251,6 +288,10 @@ class Segments:
                                                     first_byte=max(0, start - segment_start)))
                 segment_start += size
             out.write(rest[max(0, start - segment_start):])
+
+
+def _container(head: Head) -> containers.Container:
+    return containers.WEBM if head.doc_type == "webm" else containers.MATROSKA
 
 
 class _SeveralFiles(Exception):

@@ -9,7 +9,7 @@ videos/<id>/segments/000001.json, ...                 the fold's state after eac
 A compiled object is named by the chunk count it reflects, so a join never overwrites the
 object a reader is being sent to, and running a join twice for one count writes the same key.
 """
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import BinaryIO, Callable, Iterator
 
 from boto3.s3.transfer import TransferConfig
@@ -120,34 +120,8 @@ class ObjectStore:
         extra = {"Range": f"bytes={first_byte}-"} if first_byte else {}
         return self.client.get_object(Bucket=self.bucket, Key=key, **extra)["Body"].read()
 
-    def compose(self, key: str, pieces: list[bytes | str], content_type: str) -> None:
-        """Write one object from pieces in order: bytes are sent, a str names an object S3
-        copies in without it passing through here (UploadPartCopy). Every piece but the
-        last must be at least 5 MiB, S3's smallest part."""
-        extra = {"ContentType": content_type, "ContentDisposition": "inline"}
-        if len(pieces) == 1 and isinstance(pieces[0], bytes):
-            self.client.put_object(Bucket=self.bucket, Key=key, Body=pieces[0], **extra)
-            return
-        upload_id = self.client.create_multipart_upload(
-            Bucket=self.bucket, Key=key, **extra)["UploadId"]
-        common = {"Bucket": self.bucket, "Key": key, "UploadId": upload_id}
-
-        def send(number: int, piece: bytes | str) -> dict:
-            if isinstance(piece, bytes):
-                etag = self.client.upload_part(PartNumber=number, Body=piece, **common)["ETag"]
-            else:
-                etag = self.client.upload_part_copy(
-                    PartNumber=number, CopySource={"Bucket": self.bucket, "Key": piece},
-                    **common)["CopyPartResult"]["ETag"]
-            return {"PartNumber": number, "ETag": etag}
-
-        try:
-            with ThreadPoolExecutor(max_workers=_COMPOSE_CONCURRENCY) as pool:
-                parts = list(pool.map(send, range(1, len(pieces) + 1), pieces))
-            self.client.complete_multipart_upload(MultipartUpload={"Parts": parts}, **common)
-        except BaseException:
-            self.client.abort_multipart_upload(**common)
-            raise
+    def start_composition(self, key: str, content_type: str) -> "Composition":
+        return Composition(self.client, self.bucket, key, content_type)
 
     def upload_file(self, path: str, key: str, content_type: str) -> None:
         self.client.upload_file(path, self.bucket, key, Config=_UPLOAD, ExtraArgs={
@@ -164,3 +138,47 @@ class ObjectStore:
         return self.client.generate_presigned_url(
             "get_object", Params={"Bucket": self.bucket, "Key": key},
             ExpiresIn=get_settings().presigned_url_seconds)
+
+
+class Composition:
+    """One object written from parts (a multipart upload). Each part is sent, or copied by
+    S3 from another object without passing through here (UploadPartCopy), in the background
+    as soon as it is known, in any order; complete() waits for them. Every part but the
+    last must be at least 5 MiB, S3's smallest."""
+
+    def __init__(self, client, bucket: str, key: str, content_type: str):
+        self._client = client
+        self.key = key
+        upload_id = client.create_multipart_upload(
+            Bucket=bucket, Key=key, ContentType=content_type, ContentDisposition="inline")["UploadId"]
+        self._bucket = bucket
+        self._common = {"Bucket": bucket, "Key": key, "UploadId": upload_id}
+        self._pool = ThreadPoolExecutor(max_workers=_COMPOSE_CONCURRENCY)
+        self._parts: dict[int, Future] = {}
+
+    def send(self, number: int, body: bytes) -> None:
+        self._parts[number] = self._pool.submit(
+            lambda: self._client.upload_part(PartNumber=number, Body=body, **self._common)["ETag"])
+
+    def copy(self, number: int, source_key: str) -> None:
+        source = {"Bucket": self._bucket, "Key": source_key}
+        self._parts[number] = self._pool.submit(
+            lambda: self._client.upload_part_copy(PartNumber=number, CopySource=source,
+                                                  **self._common)["CopyPartResult"]["ETag"])
+
+    def complete(self) -> None:
+        try:
+            parts = [{"PartNumber": n, "ETag": self._parts[n].result()} for n in sorted(self._parts)]
+            self._client.complete_multipart_upload(MultipartUpload={"Parts": parts}, **self._common)
+        except BaseException:
+            self.abort()
+            raise
+        finally:
+            self._pool.shutdown()
+
+    def abort(self) -> None:
+        self._pool.shutdown(cancel_futures=True)
+        try:
+            self._client.abort_multipart_upload(**self._common)
+        except ClientError:
+            pass  # completed or aborted already

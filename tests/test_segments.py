@@ -218,3 +218,16 @@ def test_a_waiting_join_folds_what_has_arrived(settings_env):
                                        Prefix=f"videos/{video_id}/segments/")
     sizes = {o["Key"]: o["Size"] for o in listing["Contents"]}
     assert all(sizes[storage.segment_key(video_id, n)] >= SEGMENT_BYTES for n in range(3))
+
+
+@pytest.mark.usefixtures("aws")
+def test_a_composition_that_fails_leaves_no_object_and_no_upload():
+    store, bucket = ObjectStore(), get_settings().bucket_name
+    composition = store.start_composition("videos/1/compiled/000001.webm", "video/webm")
+    composition.send(1, b"x" * SEGMENT_BYTES)
+    composition.copy(2, "videos/1/segments/no-such-segment.seg")
+    with pytest.raises(Exception):
+        composition.complete()
+    client = aws.s3()
+    assert client.list_objects_v2(Bucket=bucket).get("Contents", []) == []
+    assert client.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
