@@ -34,6 +34,12 @@ class Api:
                                 headers={"Authorization": f"Bearer {token}"},
                                 allow_redirects=False, timeout=TIMEOUT)
 
+    def status(self, video_id: int, token: str) -> dict:
+        r = self.session.get(f"{self.url}/videos/{video_id}",
+                             headers={"Authorization": f"Bearer {token}"}, timeout=TIMEOUT)
+        r.raise_for_status()
+        return r.json()
+
     def wait_ready(self, video_id: int, token: str, timeout: float,
                    interval: float = 0.1) -> tuple[float | None, int, requests.Response]:
         """Poll GET until it answers 302: (seconds waited or None on timeout, polls, last)."""

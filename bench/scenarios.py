@@ -163,13 +163,16 @@ def time_to_ready(api: Api, recording: Path, chunks: list[bytes], work: Path,
               "time_to_ready_s": ready, "polls": polls}
     if ready is None:
         result["stuck"] = stuck_report(emulator_url, video_id)
+    else:
+        result["join_method"] = api.status(video_id, token).get("join_method")
     joined = b"".join(chunks)
     assert joined == recording.read_bytes()
     joined_path = work / "joined.webm"
     joined_path.write_bytes(joined)
-    remux_times, put_times, fetch_times = [], [], []
+    remux_times, put_times, fetch_times, compose_times = [], [], [], []
     for _ in range(reference_runs):
         fetch_times.append(fetch_chunks_once(emulator_url, bucket, video_id, len(chunks)))
+        compose_times.append(compose_once(emulator_url, bucket, joined))
         out = work / "remuxed.webm"
         t0 = time.perf_counter()
         subprocess.run([ffmpeg_binary(), "-hide_banner", "-loglevel", "error", "-y",
@@ -180,6 +183,7 @@ def time_to_ready(api: Api, recording: Path, chunks: list[bytes], work: Path,
         put_times.append(put_once(emulator_url, bucket, joined))
     joined_path.unlink()
     result["chunk_reads_s"] = statistics.median(fetch_times)
+    result["s3_compose_s"] = statistics.median(compose_times)
     result["ffmpeg_copy_s"] = statistics.median(remux_times)
     result["s3_put_s"] = statistics.median(put_times)
     result["ffmpeg_copy_runs_s"] = remux_times
@@ -205,6 +209,28 @@ def fetch_chunks_once(emulator_url: str, bucket: str, video_id: int, count: int)
     for _ in prefetch_in_order(list(range(count)), fetch, PREFETCH):
         pass
     return time.perf_counter() - t0
+
+
+def compose_once(emulator_url: str, bucket: str, body: bytes) -> float:
+    """The same bytes stored as segment-sized objects (not timed), then composed into one
+    object by S3 copies the way a join does (chalicelib.storage.Composition): what the
+    emulator itself spends assembling a video that no byte of passes through the join."""
+    from chalicelib.segments import SEGMENT_BYTES
+    from chalicelib.storage import Composition
+    client = emulator_client("s3", emulator_url)
+    keys = []
+    for number, start in enumerate(range(0, len(body), SEGMENT_BYTES)):
+        keys.append(f"bench/compose-{number:06d}")
+        client.put_object(Bucket=bucket, Key=keys[-1], Body=body[start:start + SEGMENT_BYTES])
+    t0 = time.perf_counter()
+    composition = Composition(client, bucket, "bench/compose-reference.webm", "video/webm")
+    for number, key in enumerate(keys, start=1):
+        composition.copy(number, key)
+    composition.complete()
+    elapsed = time.perf_counter() - t0
+    for key in keys + ["bench/compose-reference.webm"]:
+        client.delete_object(Bucket=bucket, Key=key)
+    return elapsed
 
 
 def put_once(emulator_url: str, bucket: str, body: bytes) -> float:
