@@ -231,6 +231,15 @@ class Index:
     def copy(self) -> "Index":
         return Index([list(c) for c in self.cues], self.end, dict(self.last_times))
 
+    def mark(self) -> tuple[int, int, dict[str, int]]:
+        """Where the index stands, cheaply: cues are only ever appended."""
+        return len(self.cues), self.end, dict(self.last_times)
+
+    def at(self, mark: tuple[int, int, dict[str, int]]) -> "Index":
+        """The index as it stood at a mark of this index or of one it was copied from."""
+        cues, end, last_times = mark
+        return Index([list(c) for c in self.cues[:cues]], end, dict(last_times))
+
     def as_json(self) -> dict:
         return {"cues": self.cues, "end": self.end, "last_times": self.last_times}
 
@@ -241,7 +250,7 @@ class Index:
 
 @dataclass
 class Scan:
-    boundaries: list[tuple[int, Index]]  # each cluster start in the bytes, and the index before it
+    boundaries: list[tuple[int, tuple]]  # each cluster start, and Index.mark() before it
     complete: int  # where the last whole element ends: the bytes after it are cut short
     index: Index  # the index up to `complete`
     open_cluster: tuple[int, int] | None  # (start, data start) of a sized cluster cut short
@@ -265,7 +274,7 @@ def scan_clusters(data, offset: int, head: Head, index: Index) -> Scan:
     """
     index = index.copy()
     cue_track = head.cue_track
-    boundaries: list[tuple[int, Index]] = []
+    boundaries: list[tuple[int, tuple]] = []
     pos = complete = 0
     cluster_start = cluster_data = cluster_end = cluster_time = None
     cued = False
@@ -275,7 +284,7 @@ def scan_clusters(data, offset: int, head: Head, index: Index) -> Scan:
         except Incomplete:
             break
         if element == CLUSTER:
-            boundaries.append((pos, index.copy()))
+            boundaries.append((pos, index.mark()))
             cluster_start, cluster_data = pos, start
             cluster_end = None if size is None else start + size
             cluster_time, cued = None, False

@@ -130,11 +130,12 @@ class Segments:
             except Unsupported as why:
                 return self._stop(video, str(why))
             cut = 0
-            for boundary, index in scan.boundaries:
+            for boundary, mark in scan.boundaries:
                 if boundary - cut < SEGMENT_BYTES:
                     continue
                 chunk, offset = read.chunk_at(start + boundary)
-                after = FoldState(head.encoded(), state.sizes + [boundary - cut], chunk, offset, index)
+                after = FoldState(head.encoded(), state.sizes + [boundary - cut], chunk, offset,
+                                  scan.index.at(mark))
                 if not self._commit(video, bytes(read.data[start + cut:start + boundary]), after, head):
                     if not final:
                         return None
