@@ -4,6 +4,7 @@ its own function: a join's CPU and I/O stay out of the API's and the emulator's 
 
 Started by devtools.server with the stage's environment (AWS_ENDPOINT_URL included).
 """
+import os
 import sys
 from pathlib import Path
 
@@ -36,6 +37,9 @@ def deliver_next(app_module, queue, wait_seconds: int = 0) -> bool:
 
 
 def main() -> None:
+    # On AWS the join Lambda has CPUs of its own; here it shares them with the API and the
+    # emulator, and the appends (someone is recording) come first.
+    os.nice(10)
     sys.path.insert(0, str(ROOT))
     import app
     from chalicelib.jobs import JobQueue
