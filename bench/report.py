@@ -95,6 +95,11 @@ def markdown(raw: dict, s: dict) -> str:
         ok = max(s["flatness_ratio_p50"], s["flatness_ratio_p95"]) <= 1.1
         row(f"| 1 | ratio last/first (p50 / p95) | {_f(s['flatness_ratio_p50'], 2)} /"
             f" {_f(s['flatness_ratio_p95'], 2)} | <= 1.1 | {_verdict(ok)} |")
+        blocks = [r["flatness"].get("block_p95_ms") for r in raw["runs"] if "flatness" in r]
+        if blocks and all(blocks):
+            medians = [_median(values) for values in zip(*blocks)]
+            row(f"| 1 | p95 of each {w} appends in order, ms (a trend would show growth with"
+                f" length; diagnostic) | {' '.join(_f(m, 0) for m in medians)} | | |")
     deferred = raw.get("flatness_joins_deferred")
     if deferred:
         row(f"| 1 | same appends with joins deferred (JOIN_DELAY_SECONDS=900), p50 first/last"

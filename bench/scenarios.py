@@ -83,6 +83,8 @@ def append_flatness(api: Api, chunks: list[bytes], window: int = 100,
     # The latency of each consecutive block of `window` appends, to see a trend.
     result["block_p50_ms"] = [percentile(latencies[i:i + window], 50) * 1e3
                               for i in range(0, len(latencies) - window + 1, window)]
+    result["block_p95_ms"] = [percentile(latencies[i:i + window], 95) * 1e3
+                              for i in range(0, len(latencies) - window + 1, window)]
     # Let the background joins of this video finish so they do not load what follows.
     if ready_timeout <= 0:
         return result
