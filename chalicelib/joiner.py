@@ -14,7 +14,7 @@ from typing import Callable
 
 from aws_lambda_powertools import Logger
 
-from chalicelib import media, storage
+from chalicelib import storage
 from chalicelib.catalog import Catalog, ConditionFailed, Video
 from chalicelib.errors import NotPlayable
 from chalicelib.jobs import JobQueue
@@ -106,7 +106,7 @@ class Joiner:
         assembly = self.segments.assemble(video, work_dir)
         if assembly is not None:
             return (assembly.video, assembly.composition.complete,
-                    functools.partial(self._check_assembly, assembly), assembly.byte_size)
+                    functools.partial(self.segments.check, assembly), assembly.byte_size)
         indices = video.stored_chunk_indices()
         average_chunk = max(1, video.byte_count // max(1, len(indices)))
         window = max(2, min(PREFETCH, PREFETCH_BYTES // average_chunk))
@@ -117,11 +117,6 @@ class Joiner:
         upload = functools.partial(self.store.upload_file, joined.path, key, joined.content_type)
         check = functools.partial(self.ffmpeg.check_decodes, joined.path, joined.info.duration)
         return joined, upload, check, os.path.getsize(joined.path)
-
-    def _check_assembly(self, assembly) -> None:
-        if not assembly.tail_is_whole:
-            self.ffmpeg.decode(assembly.video.path, t=media.SAMPLE_SECONDS)
-        self.ffmpeg.decode(assembly.tail_path)
 
     def _publish(self, video: Video, joined: JoinedVideo, upload: Callable[[], None],
                  check: Callable[[], None], byte_size: int, work_dir: str) -> str:

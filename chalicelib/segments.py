@@ -33,13 +33,14 @@ from chalicelib.catalog import Catalog, ConditionFailed, Video
 from chalicelib.errors import NotPlayable
 from chalicelib.matroska import Head, Incomplete, Index, Unsupported, read_head, scan_clusters, write_head
 from chalicelib.media import FULL_DECODE_SECONDS, SAMPLE_SECONDS, Ffmpeg, JoinedVideo, MediaInfo
-from chalicelib.storage import ChunkMissing, Composition, ObjectStore, prefetch_in_order
+from chalicelib.storage import PREFETCH, ChunkMissing, Composition, ObjectStore, prefetch_in_order
 
 logger = Logger(child=True)
 
 SEGMENT_BYTES = 5 * 1024 * 1024
 # A fold holds at most about this many chunk bytes at once: the job's memory bound.
 FOLD_READ_BYTES = 4 * SEGMENT_BYTES
+BACKGROUND_PREFETCH = 2
 
 
 @dataclass
@@ -160,7 +161,11 @@ class Segments:
     def _read(self, video: Video, state: FoldState, final: bool) -> _Read:
         read = _Read(bytearray(), [], [], exhausted=True)
         indices = list(range(state.chunk, video.chunk_count))
-        chunks = prefetch_in_order(indices, lambda i: self.store.read_chunk(video.video_id, i))
+        # A join waits for its fold; a fold while recording waits for nothing, and reading
+        # fewer chunks at once keeps it out of the way of the appends.
+        window = PREFETCH if final else BACKGROUND_PREFETCH
+        chunks = prefetch_in_order(indices, lambda i: self.store.read_chunk(video.video_id, i),
+                                   window)
         try:
             self._take(read, chunks, indices, state, final)
         finally:
@@ -259,6 +264,12 @@ class Segments:
                 composition=composition,
                 byte_size=len(first) + sum(state.sizes[1:]) + len(rest),
                 tail_path=tail_path, tail_is_whole=whole)
+
+    def check(self, assembly: Assembly) -> None:
+        """Decode the video's start and its last seconds (all of it when short)."""
+        if not assembly.tail_is_whole:
+            self.ffmpeg.decode(assembly.video.path, t=SAMPLE_SECONDS)
+        self.ffmpeg.decode(assembly.tail_path)
 
     def _compose(self, video: Video, head: Head) -> Composition:
         container = _container(head)
