@@ -180,5 +180,8 @@ class Composition:
         self._pool.shutdown(cancel_futures=True)
         try:
             self._client.abort_multipart_upload(**self._common)
-        except ClientError:
-            pass  # completed or aborted already
+        except (BotoCoreError, ClientError):
+            # Completed or aborted already, or S3 is out of reach: the error that led here
+            # is the one to report. The parts of an upload left behind stay until a
+            # lifecycle rule (AbortIncompleteMultipartUpload) removes them.
+            pass
