@@ -6,11 +6,10 @@ media itself.
 from dataclasses import dataclass
 from typing import BinaryIO
 
+from chalicelib import matroska
+
 EBML_MAGIC = b"\x1a\x45\xdf\xa3"
 _EBML_DOCTYPE = 0x4282
-_SEGMENT = 0x18538067
-_CUES = 0x1C53BB6B
-_CLUSTER = 0x1F43B675
 # Top-level MP4 boxes a file may start with.
 _MP4_FIRST_BOXES = {b"ftyp", b"styp"}
 
@@ -30,20 +29,6 @@ MP4 = Container("mp4", "mp4", "video/mp4")
 SNIFF_BYTES = 64
 
 
-def _vint(data: bytes, pos: int, keep_marker: bool) -> tuple[int, int]:
-    """An EBML variable-length integer at pos: (value, position after it)."""
-    first = data[pos]
-    length = 1
-    while length <= 8 and not first & (0x80 >> (length - 1)):
-        length += 1
-    if length > 8 or pos + length > len(data):
-        raise ValueError("not an EBML integer")
-    value = first if keep_marker else first & (0xFF >> length)
-    for byte in data[pos + 1:pos + length]:
-        value = (value << 8) | byte
-    return value, pos + length
-
-
 def sniff(head: bytes) -> Container | None:
     """The container a chunk starts with, or None when it does not start with a header
     (a later piece of a MediaRecorder stream, or something that is not media)."""
@@ -58,16 +43,17 @@ def _ebml_container(head: bytes) -> Container:
     # A header cut short (a 1-byte first chunk, say) still is a header; its DocType is
     # usually "webm" (Chromium writes webm unless the codecs need matroska).
     try:
-        size, pos = _vint(head, len(EBML_MAGIC), keep_marker=False)
-        end = min(len(head), pos + size)
+        _, size, pos = matroska.element_at(head, 0)
+        end = min(len(head), pos + (size or 0))
         while pos < end:
-            element, pos = _vint(head, pos, keep_marker=True)
-            length, pos = _vint(head, pos, keep_marker=False)
+            element, length, pos = matroska.element_at(head, pos)
+            if length is None:
+                break
             if element == _EBML_DOCTYPE:
                 doctype = head[pos:pos + length].rstrip(b"\0")
                 return WEBM if doctype == b"webm" else MATROSKA
             pos += length
-    except (ValueError, IndexError):
+    except (matroska.Incomplete, matroska.Unsupported):
         pass
     return WEBM
 
@@ -79,21 +65,19 @@ def _read_ebml_element(stream: BinaryIO) -> tuple[int, int | None, int] | None:
     head = stream.read(12)
     if len(head) < 2:
         return None
-    element, pos = _vint(head, 0, keep_marker=True)
-    size, end = _vint(head, pos, keep_marker=False)
-    unknown = size == (1 << (7 * (end - pos))) - 1  # all value bits set: "unknown size"
-    return element, None if unknown else size, start + end
+    element, size, data_start = matroska.element_at(head, 0)
+    return element, size, start + data_start
 
 
 def matroska_has_cues(stream: BinaryIO) -> bool:
     """Whether a Matroska/WebM file's Segment holds a Cues index (what makes it seekable)."""
     stream.seek(0)
     header = _read_ebml_element(stream)
-    if header is None or header[0] != int.from_bytes(EBML_MAGIC, "big"):
+    if header is None or header[0] != matroska.EBML:
         return False
     stream.seek(header[2] + (header[1] or 0))
     segment = _read_ebml_element(stream)
-    if segment is None or segment[0] != _SEGMENT:
+    if segment is None or segment[0] != matroska.SEGMENT:
         return False
     position = segment[2]
     while True:
@@ -102,7 +86,7 @@ def matroska_has_cues(stream: BinaryIO) -> bool:
         if child is None:
             return False
         element, size, data_start = child
-        if element == _CUES:
+        if element == matroska.CUES:
             return True
         if size is None:  # a live-written element of unknown size: no index can follow
             return False

@@ -10,6 +10,7 @@ import os
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Callable
 
 from aws_lambda_powertools import Logger
@@ -45,8 +46,9 @@ class Joiner:
 
         A join that is not urgent waits until no chunk has arrived for JOIN_DELAY_SECONDS:
         joining while the recording goes on would re-read the whole video after every
-        append, and compete with the appends for the machine. It puts itself back on the
-        queue instead; a GET that wants the video asks for an urgent join.
+        append, and compete with the appends for the machine. It folds what has arrived
+        into segments (chalicelib.segments) and puts itself back on the queue instead; a
+        GET that wants the video asks for an urgent join.
         """
         now = self.clock()
         video = self.catalog.get(video_id)
@@ -70,12 +72,10 @@ class Joiner:
         try:
             with tempfile.TemporaryDirectory(dir=self.settings.work_dir) as work_dir:
                 timings: dict[str, float] = {}
-                joined, upload, check, byte_size = _timed(timings, "join", self._join)(video, work_dir)
-                outcome = _timed(timings, "publish", self._publish)(
-                    video, joined, _timed(timings, "upload", upload), _timed(timings, "check", check),
-                    byte_size, work_dir)
+                joined = _timed(timings, "join", self._join)(video, work_dir)
+                outcome = _timed(timings, "publish", self._publish)(video, joined, work_dir, timings)
                 logger.info("join timings", extra={"video_id": video_id, "seconds": timings,
-                                                   "join_method": joined.method})
+                                                   "join_method": joined.video.method})
         except ChunkMissing as missing:
             self._chunk_missing(video, missing.index)
             return "waiting for a chunk"
@@ -100,13 +100,13 @@ class Joiner:
             # Folding only saves the join work; the join reads the chunks whatever happened.
             logger.exception("folding failed", extra={"video_id": video.video_id})
 
-    def _join(self, video: Video, work_dir: str):
-        """The joined video, and how to upload it, check it and size it: assembled from
-        segments when the video was folded, joined by ffmpeg from the chunks otherwise."""
+    def _join(self, video: Video, work_dir: str) -> "_Joined":
+        """The joined video, assembled from segments when the video was folded, joined by
+        ffmpeg from the chunks otherwise."""
         assembly = self.segments.assemble(video, work_dir)
         if assembly is not None:
-            return (assembly.video, assembly.composition.complete,
-                    functools.partial(self.segments.check, assembly), assembly.byte_size)
+            return _Joined(assembly.video, assembly.composition.key, assembly.composition.complete,
+                           functools.partial(self.segments.check, assembly), assembly.byte_size)
         indices = video.stored_chunk_indices()
         average_chunk = max(1, video.byte_count // max(1, len(indices)))
         window = max(2, min(PREFETCH, PREFETCH_BYTES // average_chunk))
@@ -114,21 +114,21 @@ class Joiner:
             indices, functools.partial(self.store.read_chunk, video.video_id), window)
         joined = self.ffmpeg.join(chunks, work_dir)
         key = storage.compiled_key(video.video_id, video.chunk_count, joined.container.extension)
-        upload = functools.partial(self.store.upload_file, joined.path, key, joined.content_type)
-        check = functools.partial(self.ffmpeg.check_decodes, joined.path, joined.info.duration)
-        return joined, upload, check, os.path.getsize(joined.path)
+        return _Joined(joined, key,
+                       functools.partial(self.store.upload_file, joined.path, key, joined.content_type),
+                       functools.partial(self.ffmpeg.check_decodes, joined.path, joined.info.duration),
+                       os.path.getsize(joined.path))
 
-    def _publish(self, video: Video, joined: JoinedVideo, upload: Callable[[], None],
-                 check: Callable[[], None], byte_size: int, work_dir: str) -> str:
+    def _publish(self, video: Video, joined: "_Joined", work_dir: str,
+                 timings: dict[str, float]) -> str:
         """Upload the joined video while it is decode-checked and its poster is made;
         record it only once all three have succeeded."""
-        target = video.chunk_count
-        key = storage.compiled_key(video.video_id, target, joined.container.extension)
+        target, key = video.chunk_count, joined.key
         with ThreadPoolExecutor(max_workers=2) as pool:
-            uploading = pool.submit(upload)
-            poster = pool.submit(self._poster, video, joined, work_dir)
+            uploading = pool.submit(_timed(timings, "upload", joined.upload))
+            poster = pool.submit(self._poster, video, joined.video, work_dir)
             try:
-                check()
+                _timed(timings, "check", joined.check)()
             except NotPlayable:
                 for step in (uploading, poster):
                     step.exception()  # wait for it, whatever became of it
@@ -136,7 +136,7 @@ class Joiner:
                 raise
             uploading.result()
             poster_key = poster.result()
-        media_info = media_summary(joined, byte_size)
+        media_info = media_summary(joined.video, joined.byte_size)
         try:
             replaced = self.catalog.finish_join(video.video_id, target, key, poster_key, media_info)
         except ConditionFailed:
@@ -165,6 +165,16 @@ class Joiner:
         self.catalog.end_join(video.video_id)
         if self.catalog.request_join(video.video_id, now, self.settings.join_stall_seconds, urgent=True):
             self.queue.schedule_join(video.video_id, 1, urgent=True)
+
+
+@dataclass(frozen=True)
+class _Joined:
+    """A joined video on its way to being published."""
+    video: JoinedVideo
+    key: str  # the compiled object's key
+    upload: Callable[[], None]  # writes the object at key
+    check: Callable[[], None]  # decodes it, raising NotPlayable
+    byte_size: int
 
 
 def _timed(timings: dict[str, float], name: str, step: Callable) -> Callable:

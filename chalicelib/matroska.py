@@ -131,13 +131,6 @@ class Head:
         return len(self.raw)
 
     @property
-    def doc_type(self) -> str:
-        for element, body in _children(self.ebml[len(_element_header(self.ebml)):]):
-            if element == 0x4282:
-                return body.rstrip(b"\0").decode("ascii", "replace")
-        return "matroska"
-
-    @property
     def has_video(self) -> bool:
         return any(track.kind == _VIDEO for track in self.tracks.values())
 
@@ -163,11 +156,6 @@ class Head:
     def decoded(cls, text: str) -> "Head":
         # The head is read up to the first Cluster's ID, which the stored bytes end before.
         return read_head(base64.b64decode(text) + _id(CLUSTER) + _UNKNOWN_SIZE.to_bytes(8, "big"))
-
-
-def _element_header(data: bytes) -> bytes:
-    _, _, start = element_at(data, 0)
-    return data[:start]
 
 
 def read_head(data) -> Head:

@@ -105,14 +105,16 @@ class Segments:
         if video.segments_off is None and video.byte_count - video.segmented_bytes >= SEGMENT_BYTES:
             self._fold(video, final=False)
 
-    def _fold(self, video: Video, final: bool) -> tuple[FoldState, Head, bytes] | None:
-        """Commit every segment the stored chunks make. Returns the state, the head and the
-        bytes after the last segment (final only: when a join needs them), or None when the
-        video cannot be folded. A final fold reads up to the join's chunk count and raises
-        ChunkMissing for a chunk still in flight; one while recording stops before it."""
+    def _fold(self, video: Video, final: bool,
+              state: FoldState | None = None) -> tuple[FoldState, Head, bytes] | None:
+        """Commit every segment the stored chunks make, going on from `state` (read from
+        S3 when not given). Returns the state, the head and the bytes after the last
+        segment (final only: when a join needs them), or None when the video cannot be
+        folded. A final fold reads up to the join's chunk count and raises ChunkMissing for
+        a chunk still in flight; one while recording stops before it."""
         if video.segments_off is not None:
             return None
-        state = self._state(video)
+        state = state or self._state(video)
         while True:
             lost = sorted(i for i in video.lost_chunks if i >= state.chunk)
             if lost:
@@ -219,13 +221,13 @@ class Segments:
         if video.segments_off is not None:
             return None
         with contextlib.ExitStack() as on_failure:
-            composition, copied = None, 1
+            composition, copied, early = None, 1, None
             if video.segment_count:
                 early = self._state(video)
                 composition = self._compose(video, Head.decoded(early.head))
                 on_failure.callback(composition.abort)
                 copied = self._copy(composition, video, copied, len(early.sizes))
-            folded = self._fold(video, final=True)
+            folded = self._fold(video, final=True, state=early)
             if folded is None or not folded[0].sizes:
                 return None
             state, head, rest = folded
@@ -245,7 +247,7 @@ class Segments:
             composition.send(1, first)
             if rest:
                 composition.send(len(state.sizes) + 1, rest)
-            container = _container(head)
+            container = containers.sniff(head.raw)
             head_path = os.path.join(work_dir, f"head.{container.extension}")
             with open(head_path, "wb") as out:
                 out.write(first)
@@ -272,7 +274,7 @@ class Segments:
         self.ffmpeg.decode(assembly.tail_path)
 
     def _compose(self, video: Video, head: Head) -> Composition:
-        container = _container(head)
+        container = containers.sniff(head.raw)
         content_type = container.content_type
         if not head.has_video:
             content_type = content_type.replace("video/", "audio/")
@@ -301,9 +303,6 @@ class Segments:
                 segment_start += size
             out.write(rest[max(0, start - segment_start):])
 
-
-def _container(head: Head) -> containers.Container:
-    return containers.WEBM if head.doc_type == "webm" else containers.MATROSKA
 
 
 class _SeveralFiles(Exception):

@@ -86,8 +86,7 @@ class ObjectStore:
 
     def put_chunk(self, video_id: int, index: int, body: bytes) -> None:
         try:
-            self.client.put_object(Bucket=self.bucket, Key=chunk_key(video_id, index),
-                                   Body=body, ContentType="application/octet-stream")
+            self.put_object(chunk_key(video_id, index), body)
         except (BotoCoreError, ClientError) as error:
             raise StorageUnavailable(f"the chunk could not be stored: {error}") from error
 
