@@ -65,6 +65,36 @@ def aws():
 
 
 @pytest.fixture
+def parts(aws):
+    """The API's use cases and the join job over the in-process mock, and the catalog."""
+    from chalicelib.catalog import Catalog
+    from chalicelib.jobs import JobQueue
+    from chalicelib.joiner import Joiner
+    from chalicelib.storage import ObjectStore
+    from chalicelib.videos import VideoService
+    settings = get_settings()
+    catalog, store, queue = Catalog(), ObjectStore(), JobQueue()
+    return (VideoService(settings, catalog, store, queue),
+            Joiner(settings, catalog, store, queue), catalog)
+
+
+@pytest.fixture
+def clocked(aws, settings_env):
+    """The same with JOIN_DELAY_SECONDS=5 and a clock the test moves by hand."""
+    from chalicelib.catalog import Catalog
+    from chalicelib.jobs import JobQueue
+    from chalicelib.joiner import Joiner
+    from chalicelib.storage import ObjectStore
+    from chalicelib.videos import VideoService
+    from tests.helpers import Clock
+    settings = settings_env(JOIN_DELAY_SECONDS=5)
+    clock = Clock()
+    catalog, store, queue = Catalog(), ObjectStore(), JobQueue()
+    return (VideoService(settings, catalog, store, queue, clock),
+            Joiner(settings, catalog, store, queue, clock), clock)
+
+
+@pytest.fixture
 def emulator(monkeypatch):
     """The moto server `make run` uses, over HTTP: unlike the in-process mock it serves
     concurrent requests, with DynamoDB's per-request atomicity."""

@@ -3,6 +3,7 @@ import json
 
 from chalicelib import aws
 from chalicelib.jobs import JobQueue
+from chalicelib.settings import get_settings
 from devtools.worker import deliver_next
 
 
@@ -34,3 +35,19 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
+
+
+def record(service, chunks, fold_every: int | None = None, joiner=None) -> tuple[int, str]:
+    """A new video with the chunks appended; every `fold_every` appends, the joiner folds
+    what has arrived, as the waiting join does while a recording goes on."""
+    created = service.create()
+    video_id = created.video.video_id
+    for number, chunk in enumerate(chunks, start=1):
+        service.append(video_id, created.upload_token, chunk)
+        if fold_every and number % fold_every == 0:
+            joiner.segments.fold(joiner.catalog.get(video_id))
+    return video_id, created.upload_token
+
+
+def object_bytes(key: str) -> bytes:
+    return aws.s3().get_object(Bucket=get_settings().bucket_name, Key=key)["Body"].read()

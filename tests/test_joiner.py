@@ -2,35 +2,11 @@
 import pytest
 
 from chalicelib import aws
-from chalicelib.catalog import Catalog
-from chalicelib.jobs import JobQueue
-from chalicelib.joiner import Joiner
-from chalicelib.storage import prefetch_in_order
 from chalicelib.settings import get_settings
-from chalicelib.storage import ObjectStore
-from chalicelib.videos import VideoService
+from chalicelib.storage import prefetch_in_order
 from tests.conftest import fixture_chunks
-from tests.helpers import Clock, queued_joins
+from tests.helpers import object_bytes, queued_joins, record
 from tests.media_factory import cut, unseekable_stream
-
-
-@pytest.fixture
-def parts(aws):
-    settings = get_settings()
-    catalog, store, queue = Catalog(), ObjectStore(), JobQueue()
-    return (VideoService(settings, catalog, store, queue),
-            Joiner(settings, catalog, store, queue), catalog)
-
-
-def record(service, chunks) -> tuple[int, str]:
-    created = service.create()
-    for chunk in chunks:
-        service.append(created.video.video_id, created.upload_token, chunk)
-    return created.video.video_id, created.upload_token
-
-
-def object_bytes(key: str) -> bytes:
-    return aws.s3().get_object(Bucket=get_settings().bucket_name, Key=key)["Body"].read()
 
 
 def test_a_ready_video_reports_its_metadata_and_a_poster(parts):
@@ -113,15 +89,6 @@ def test_prefetch_keeps_order_whatever_finishes_first():
         return bytes([index])
 
     assert list(prefetch_in_order(list(range(30)), fetch, window=5)) == [bytes([i]) for i in range(30)]
-
-
-@pytest.fixture
-def clocked(aws, settings_env):
-    settings = settings_env(JOIN_DELAY_SECONDS=5)
-    clock = Clock()
-    catalog, store, queue = Catalog(), ObjectStore(), JobQueue()
-    return (VideoService(settings, catalog, store, queue, clock),
-            Joiner(settings, catalog, store, queue, clock), clock)
 
 
 def test_a_join_waits_while_the_recording_goes_on(clocked):

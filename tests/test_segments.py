@@ -12,13 +12,10 @@ import pytest
 
 from chalicelib import aws, containers, matroska, storage
 from chalicelib.catalog import Catalog
-from chalicelib.jobs import JobQueue
-from chalicelib.joiner import Joiner
 from chalicelib.segments import SEGMENT_BYTES
 from chalicelib.settings import get_settings
 from chalicelib.storage import ObjectStore
-from chalicelib.videos import VideoService
-from tests.helpers import Clock
+from tests.helpers import object_bytes, record
 from tests.media_factory import ffmpeg, unseekable_stream
 
 CHUNK = 300_000
@@ -50,27 +47,8 @@ def in_chunks(data: bytes) -> list[bytes]:
     return [data[i:i + CHUNK] for i in range(0, len(data), CHUNK)]
 
 
-@pytest.fixture
-def parts(aws):
-    settings = get_settings()
-    catalog, store, queue = Catalog(), ObjectStore(), JobQueue()
-    return (VideoService(settings, catalog, store, queue),
-            Joiner(settings, catalog, store, queue), catalog)
-
-
-def record(service, chunks, fold_every: int | None = None, joiner=None) -> tuple[int, str]:
-    created = service.create()
-    video_id = created.video.video_id
-    for number, chunk in enumerate(chunks, start=1):
-        service.append(video_id, created.upload_token, chunk)
-        if fold_every and number % fold_every == 0:
-            joiner.segments.fold(joiner.catalog.get(video_id))
-    return video_id, created.upload_token
-
-
 def compiled(video_id: int, catalog: Catalog) -> bytes:
-    key = catalog.get(video_id).compiled_key
-    return aws.s3().get_object(Bucket=get_settings().bucket_name, Key=key)["Body"].read()
+    return object_bytes(catalog.get(video_id).compiled_key)
 
 
 def packets(data: bytes, tmp_path, name: str) -> list[str]:
@@ -202,13 +180,9 @@ def test_a_second_file_is_joined_from_the_chunks(parts, tmp_path):
     assert status["duration"] == pytest.approx(32.0, abs=0.2)
 
 
-@pytest.mark.usefixtures("aws")
-def test_a_waiting_join_folds_what_has_arrived(settings_env):
-    settings = settings_env(JOIN_DELAY_SECONDS=5)
-    clock = Clock()
-    catalog, store, queue = Catalog(), ObjectStore(), JobQueue()
-    service = VideoService(settings, catalog, store, queue, clock)
-    joiner = Joiner(settings, catalog, store, queue, clock)
+def test_a_waiting_join_folds_what_has_arrived(clocked):
+    service, joiner, clock = clocked
+    catalog = joiner.catalog
     video_id, _ = record(service, in_chunks(long_recording()))
     clock.now += 2  # still recording
     assert joiner.run(video_id, urgent=False) == "waiting for the recording to pause"
