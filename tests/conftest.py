@@ -36,7 +36,11 @@ from chalicelib.settings import get_settings  # noqa: E402
 
 
 def fixture_chunks() -> list[bytes]:
-    return [path.read_bytes() for path in sorted(CHROME_VP8.glob("*.chunk"))]
+    chunks = [path.read_bytes() for path in sorted(CHROME_VP8.glob("*.chunk"))]
+    if not chunks:  # a missing directory is a broken checkout, not an empty recording
+        pytest.fail(f"no Chromium fixture chunks in {CHROME_VP8}: the tests need the "
+                    "project's shared/ directory beside this checkout")
+    return chunks
 
 
 @pytest.fixture
