@@ -98,16 +98,14 @@ def appended_video(path: Path) -> tuple[int, int, int]:
     """A new video holding `path`'s bytes as 300 KB chunks, appended in-process.
     Returns (video_id, chunk count, bytes)."""
     from bench.recording import iter_chunks
-    from chalicelib.catalog import Catalog
-    from chalicelib.jobs import JobQueue
+    from chalicelib import wiring
     from chalicelib.settings import get_settings
-    from chalicelib.storage import ObjectStore
-    from chalicelib.videos import VideoService
-    service = VideoService(get_settings(), Catalog(), ObjectStore(), JobQueue())
+    service = wiring.build(get_settings()).videos
     created = service.create()
+    video_id = created.view.video.video_id
     count = size = 0
     for chunk in iter_chunks(path):
-        service.append(created.video.video_id, created.upload_token, chunk)
+        service.append(video_id, created.upload_token, chunk)
         count += 1
         size += len(chunk)
-    return created.video.video_id, count, size
+    return video_id, count, size

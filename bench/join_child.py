@@ -1,6 +1,6 @@
 """One join in its own process: `python -m bench.join_child VIDEO_ID [--profile OUT]`.
 
-Constructs chalicelib.joiner.Joiner against the emulator named by AWS_ENDPOINT_URL (the
+Builds the join job (chalicelib.wiring) against the emulator named by AWS_ENDPOINT_URL (the
 chunks are already appended) and runs it; prints one JSON line with the outcome, the wall
 time and the peak RSS of this process and of its children (ffmpeg), from getrusage."""
 import json
@@ -16,12 +16,10 @@ sys.path.insert(0, str(ROOT))
 def main() -> None:
     video_id = int(sys.argv[1])
     profile_out = sys.argv[3] if len(sys.argv) > 3 and sys.argv[2] == "--profile" else None
-    from chalicelib.catalog import Catalog
-    from chalicelib.jobs import JobQueue
-    from chalicelib.joiner import Joiner
+    from chalicelib import wiring
     from chalicelib.settings import get_settings
-    from chalicelib.storage import ObjectStore
-    joiner = Joiner(get_settings(), Catalog(), ObjectStore(), JobQueue())
+    services = wiring.build(get_settings())
+    joiner = services.joiner
     started = time.perf_counter()
     if profile_out:
         import cProfile
@@ -31,12 +29,12 @@ def main() -> None:
     else:
         outcome = joiner.run(video_id)
     seconds = time.perf_counter() - started
-    video = Catalog().get(video_id)
+    video = services.backend.catalog.get(video_id)
     print(json.dumps({
-        "outcome": outcome, "seconds": seconds,
+        "outcome": outcome.value, "seconds": seconds,
         "self_maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "children_maxrss_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
-        "media": video.media if video else None,
+        "media": video.media.as_dict() if video and video.media else None,
     }), flush=True)
 
 

@@ -197,15 +197,14 @@ def time_to_ready(api: Api, recording: Path, chunks: list[bytes], work: Path,
 
 
 def fetch_chunks_once(emulator_url: str, bucket: str, video_id: int, count: int) -> float:
-    """Read the video's chunk objects back as a join from chunks does (chalicelib.storage's
-    prefetch_in_order, same window), and nothing else: the floor of a join that reads them."""
-    from chalicelib import storage
-    from chalicelib.storage import PREFETCH, prefetch_in_order
-    client = emulator_client("s3", emulator_url)
+    """Read the video's chunk objects back as a join from chunks does (chalicelib.prefetch,
+    same window), and nothing else: the floor of a join that reads them."""
+    from chalicelib.adapters.s3 import S3Store
+    from chalicelib.prefetch import PREFETCH, prefetch_in_order
+    store = S3Store(emulator_client("s3", emulator_url), bucket, presigned_url_seconds=60)
 
     def fetch(index: int) -> bytes:
-        key = storage.chunk_key(video_id, index)
-        return client.get_object(Bucket=bucket, Key=key)["Body"].read()
+        return store.read_chunk(video_id, index)
 
     t0 = time.perf_counter()
     for _ in prefetch_in_order(list(range(count)), fetch, PREFETCH):
@@ -214,24 +213,27 @@ def fetch_chunks_once(emulator_url: str, bucket: str, video_id: int, count: int)
 
 
 def compose_once(emulator_url: str, bucket: str, body: bytes) -> float:
-    """The same bytes stored as segment-sized objects (not timed), then composed into one
-    object by S3 copies the way a join does (chalicelib.storage.Composition): what the
-    emulator itself spends assembling a video that no byte of passes through the join."""
-    from chalicelib.segments import SEGMENT_BYTES
-    from chalicelib.storage import Composition
-    client = emulator_client("s3", emulator_url)
-    keys = []
-    for number, start in enumerate(range(0, len(body), SEGMENT_BYTES)):
-        keys.append(f"bench/compose-{number:06d}")
-        client.put_object(Bucket=bucket, Key=keys[-1], Body=body[start:start + SEGMENT_BYTES])
+    """The same bytes stored as segments of a video no one records (not timed), then
+    composed into one object by S3 copies the way a join does (chalicelib.adapters.s3's
+    S3Composition): what the emulator itself spends assembling a video that no byte of
+    passes through the join."""
+    from chalicelib.adapters.keys import segment_key
+    from chalicelib.adapters.s3 import S3Store
+    from chalicelib.media.fold import SEGMENT_BYTES
+    store = S3Store(emulator_client("s3", emulator_url), bucket, presigned_url_seconds=60)
+    video_id = 999_999_999_999  # no id the counter hands out soon
+    numbers = range(0, -(-len(body) // SEGMENT_BYTES))
+    for number in numbers:
+        store.put_segment(video_id, number, body[number * SEGMENT_BYTES:(number + 1) * SEGMENT_BYTES])
+    key = store.compiled_key(video_id, 1, "webm")
     t0 = time.perf_counter()
-    composition = Composition(client, bucket, "bench/compose-reference.webm", "video/webm")
-    for number, key in enumerate(keys, start=1):
-        composition.copy(number, key)
+    composition = store.start_composition(key, "video/webm")
+    for number in numbers:
+        composition.copy_segment(number + 1, video_id, number)
     composition.complete()
     elapsed = time.perf_counter() - t0
-    for key in keys + ["bench/compose-reference.webm"]:
-        client.delete_object(Bucket=bucket, Key=key)
+    for stored in [key] + [segment_key(video_id, number) for number in numbers]:
+        store.delete(stored)
     return elapsed
 
 

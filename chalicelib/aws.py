@@ -3,12 +3,15 @@
 Importing this module creates nothing, so moto can start before the first client exists,
 and `reset()` lets a test start over with fresh clients.
 """
+import contextlib
 import functools
 import threading
 
 import boto3
 from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
 
+from chalicelib.errors import StorageUnavailable
 from chalicelib.settings import get_settings
 
 
@@ -48,6 +51,25 @@ def videos_table():
 @functools.lru_cache(maxsize=None)
 def sqs():
     return boto3.client("sqs", config=_config())
+
+
+def error_code(error: ClientError) -> str:
+    return error.response.get("Error", {}).get("Code", "")
+
+
+@contextlib.contextmanager
+def service_errors(service: str):
+    """An AWS service that fails (throttling, an outage, a refusal) becomes
+    StorageUnavailable: a 503 the client may retry. The message names the service and the
+    kind of failure only: an endpoint URL or an object key is no business of a client."""
+    try:
+        yield
+    except ClientError as error:
+        raise StorageUnavailable(f"{service} refused the call ({error_code(error) or 'error'}); "
+                                 "retry") from error
+    except BotoCoreError as error:
+        raise StorageUnavailable(f"{service} did not answer ({type(error).__name__}); "
+                                 "retry") from error
 
 
 def reset() -> None:

@@ -1,5 +1,6 @@
 """The service's exceptions. They say what went wrong in domain terms; `app.py` alone maps
-them to HTTP status codes."""
+the client-facing ones (VideoError) to HTTP status codes. The adapters raise these, never
+a botocore exception, so nothing above them knows which cloud answered."""
 
 
 class VideoError(Exception):
@@ -50,6 +51,26 @@ class NotPlayable(VideoError):
 
 
 class StorageUnavailable(VideoError):
-    """S3 or DynamoDB did not take a write; nothing was recorded, the client may retry."""
+    """S3, DynamoDB or SQS did not answer or refused a call; nothing was recorded by it, and
+    the client may retry. The message names the kind of failure, never an endpoint or key."""
 
     code = "StorageUnavailable"
+
+
+# --- inside the service: never reach a client ---------------------------------------
+
+class ConditionFailed(Exception):
+    """A catalog record is missing, or not in the state a conditional write required."""
+
+
+class ChunkMissing(Exception):
+    """A chunk the catalog counts is not in the store yet: its append is still in flight."""
+
+    def __init__(self, index: int):
+        super().__init__(f"chunk {index} is not stored")
+        self.index = index
+
+
+class FoldSuperseded(Exception):
+    """Another job committed the segment this fold was about to commit: read the record
+    again and go on from there."""

@@ -1,159 +1,153 @@
-"""The join job: turn a video's stored chunks into one compiled, seekable object.
+"""The join job: turn a video's stored chunks into one compiled, verified, seekable object.
 
 Runs off the request path (an SQS-triggered Lambda on AWS, the local worker under
-`make run`). It is idempotent: a join for a chunk count already compiled does nothing, and
-the compiled object's key is derived from that count.
+`make run`). It owns the sequence: decide whether to join now, ask the strategies
+(chalicelib.media.joins) to prepare the join, upload while verifying and making the poster,
+then record the result or the failure. It is idempotent: a join for a chunk count already
+compiled does nothing, and the compiled object's key is derived from that count.
 """
-import functools
 import math
 import os
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import Callable
 
 from aws_lambda_powertools import Logger
 
-from chalicelib import storage
-from chalicelib.catalog import Catalog, ConditionFailed, Video
-from chalicelib.errors import NotPlayable
-from chalicelib.jobs import JobQueue
-from chalicelib.media import Ffmpeg, JoinedVideo
-from chalicelib.segments import Segments
+from chalicelib.errors import ChunkMissing, ConditionFailed, FoldSuperseded, NotPlayable
+from chalicelib.media.ffmpeg import Ffmpeg
+from chalicelib.media.fold import Folder
+from chalicelib.media.joins import JoinStrategy, PreparedJoin
+from chalicelib.models import JoinOutcome, Video
+from chalicelib.ports import Backend
 from chalicelib.settings import Settings
-from chalicelib.storage import PREFETCH, PREFETCH_BYTES, ChunkMissing, ObjectStore, prefetch_in_order
 
 logger = Logger(child=True)
 
 # A chunk claimed this long ago and still not in S3 will not arrive: its append died.
 LOST_CHUNK_SECONDS = 120
+# How often a join goes on from another job's fold before it gives up for this run.
+_FOLD_RETRIES = 3
 
 
 class Joiner:
-    def __init__(self, settings: Settings, catalog: Catalog, store: ObjectStore,
-                 queue: JobQueue, clock: Callable[[], float] = time.time):
+    def __init__(self, settings: Settings, backend: Backend, strategies: list[JoinStrategy],
+                 clock: Callable[[], float] = time.time):
         self.settings = settings
-        self.catalog = catalog
-        self.store = store
-        self.queue = queue
+        self.catalog = backend.catalog
+        self.store = backend.store
+        self.queue = backend.queue
+        self.strategies = strategies
         self.clock = clock
-        self.ffmpeg = Ffmpeg(settings.ffmpeg_binary, settings.allow_reencode)
-        self.segments = Segments(catalog, store, self.ffmpeg)
+        self.folder = Folder(self.catalog, self.store)
+        self.ffmpeg = Ffmpeg(settings.ffmpeg_binary)
 
-    def run(self, video_id: int, urgent: bool = True) -> str:
+    def run(self, video_id: int, urgent: bool = True) -> JoinOutcome:
         """Join the video's chunks as they are now; returns what happened, for the log.
 
         A join that is not urgent waits until no chunk has arrived for JOIN_DELAY_SECONDS:
         joining while the recording goes on would re-read the whole video after every
         append, and compete with the appends for the machine. It folds what has arrived
-        into segments (chalicelib.segments) and puts itself back on the queue instead; a
+        into segments (chalicelib.media.fold) and puts itself back on the queue instead; a
         GET that wants the video asks for an urgent join.
         """
         now = self.clock()
         video = self.catalog.get(video_id)
         if video is None:
-            return "no such video"
-        if not self._needs_join(video):
-            return "up to date"
+            return JoinOutcome.NO_SUCH_VIDEO
+        if not video.needs_join():
+            return JoinOutcome.UP_TO_DATE
         if video.joining_now(now, self.settings.join_stall_seconds):
-            return "already being joined"
+            return JoinOutcome.ALREADY_BEING_JOINED
         quiet_for = now - video.updated_at
         if not urgent and video.join_urgent_at is None and quiet_for < self.settings.join_delay_seconds:
             self._fold(video)
             self.queue.schedule_join(video_id, math.ceil(self.settings.join_delay_seconds - quiet_for))
             self.catalog.renew_join_request(video_id, now)
-            return "waiting for the recording to pause"
+            return JoinOutcome.WAITING_FOR_PAUSE
         video = self.catalog.start_join(video_id, now)
-        target = video.chunk_count
-        if not self._needs_join(video):
+        if not video.needs_join():
             self.catalog.end_join(video_id)
-            return "up to date"
+            return JoinOutcome.UP_TO_DATE
         try:
             with tempfile.TemporaryDirectory(dir=self.settings.work_dir) as work_dir:
                 timings: dict[str, float] = {}
-                joined = _timed(timings, "join", self._join)(video, work_dir)
-                outcome = _timed(timings, "publish", self._publish)(video, joined, work_dir, timings)
+                prepared = _timed(timings, "join", self._prepare)(video, work_dir)
+                outcome = _timed(timings, "publish", self._publish)(video, prepared, work_dir, timings)
                 logger.info("join timings", extra={"video_id": video_id, "seconds": timings,
-                                                   "join_method": joined.video.method})
+                                                   "join_method": prepared.method.value})
         except ChunkMissing as missing:
             self._chunk_missing(video, missing.index)
-            return "waiting for a chunk"
+            return JoinOutcome.WAITING_FOR_CHUNK
         except NotPlayable as error:
-            self.catalog.fail_join(video_id, target, error.message)
+            self.catalog.fail_join(video_id, video.chunk_count, error.message)
             logger.info("join failed", extra={"video_id": video_id, "reason": error.message})
-            return "failed"
+            return JoinOutcome.FAILED
         except BaseException:
             self.catalog.end_join(video_id)
             raise
         return outcome
 
-    @staticmethod
-    def _needs_join(video: Video) -> bool:
-        return (video.chunk_count not in (video.compiled_chunks, video.failed_chunks)
-                and bool(video.stored_chunk_indices()))
-
     def _fold(self, video: Video) -> None:
         try:
-            self.segments.fold(video)
+            self.folder.fold(video)
         except Exception:
             # Folding only saves the join work; the join reads the chunks whatever happened.
             logger.exception("folding failed", extra={"video_id": video.video_id})
 
-    def _join(self, video: Video, work_dir: str) -> "_Joined":
-        """The joined video, assembled from segments when the video was folded, joined by
-        ffmpeg from the chunks otherwise."""
-        assembly = self.segments.assemble(video, work_dir)
-        if assembly is not None:
-            return _Joined(assembly.video, assembly.composition.key, assembly.composition.complete,
-                           functools.partial(self.segments.check, assembly), assembly.byte_size)
-        indices = video.stored_chunk_indices()
-        average_chunk = max(1, video.byte_count // max(1, len(indices)))
-        window = max(2, min(PREFETCH, PREFETCH_BYTES // average_chunk))
-        chunks = prefetch_in_order(
-            indices, functools.partial(self.store.read_chunk, video.video_id), window)
-        joined = self.ffmpeg.join(chunks, work_dir)
-        key = storage.compiled_key(video.video_id, video.chunk_count, joined.container.extension)
-        return _Joined(joined, key,
-                       functools.partial(self.store.upload_file, joined.path, key, joined.content_type),
-                       functools.partial(self.ffmpeg.check_decodes, joined.path, joined.info.duration),
-                       os.path.getsize(joined.path))
-
-    def _publish(self, video: Video, joined: "_Joined", work_dir: str,
-                 timings: dict[str, float]) -> str:
-        """Upload the joined video while it is decode-checked and its poster is made;
-        record it only once all three have succeeded."""
-        target, key = video.chunk_count, joined.key
-        with ThreadPoolExecutor(max_workers=2) as pool:
-            uploading = pool.submit(_timed(timings, "upload", joined.upload))
-            poster = pool.submit(self._poster, video, joined.video, work_dir)
+    def _prepare(self, video: Video, work_dir: str) -> PreparedJoin:
+        """The first strategy's join that does not decline. When another job's fold got
+        ahead, go on from what it committed, still joining only this join's chunks."""
+        for attempt in range(_FOLD_RETRIES):
             try:
-                _timed(timings, "check", joined.check)()
-            except NotPlayable:
-                for step in (uploading, poster):
-                    step.exception()  # wait for it, whatever became of it
-                self.store.delete(key)
-                raise
-            uploading.result()
-            poster_key = poster.result()
-        media_info = media_summary(joined.video, joined.byte_size)
-        try:
-            replaced = self.catalog.finish_join(video.video_id, target, key, poster_key, media_info)
-        except ConditionFailed:
-            return "superseded by a newer join"
-        if replaced and replaced != key:
-            self.store.delete(replaced)
-            self.store.delete(os.path.splitext(replaced)[0] + ".jpg")
-        logger.info("joined", extra={"video_id": video.video_id, "chunks": target, **media_info})
-        return "joined"
+                for strategy in self.strategies:
+                    prepared = strategy.prepare(video, work_dir)
+                    if prepared is not None:
+                        return prepared
+                raise NotPlayable("no join strategy takes this recording")
+            except FoldSuperseded:
+                if attempt == _FOLD_RETRIES - 1:
+                    raise
+                video = video.with_segments_of(self.catalog.get(video.video_id))
 
-    def _poster(self, video: Video, joined: JoinedVideo, work_dir: str) -> str | None:
-        if joined.info.video is None:
+    def _publish(self, video: Video, prepared: PreparedJoin, work_dir: str,
+                 timings: dict[str, float]) -> JoinOutcome:
+        """Upload the joined video while it is verified and its poster is made; record it
+        only once all three have succeeded, and leave nothing behind when one fails."""
+        try:
+            with ThreadPoolExecutor(max_workers=2) as pool:
+                uploading = pool.submit(_timed(timings, "upload", prepared.upload))
+                poster = pool.submit(self._poster, video, prepared, work_dir)
+                try:
+                    _timed(timings, "check", prepared.verify)()
+                finally:
+                    for step in (uploading, poster):
+                        step.exception()  # wait for it, whatever became of it
+                uploading.result()
+                poster_key = poster.result()
+        except BaseException:
+            prepared.abort()
+            raise
+        media = prepared.summary()
+        try:
+            replaced = self.catalog.finish_join(video.video_id, video.chunk_count, prepared.key,
+                                                poster_key, media)
+        except ConditionFailed:
+            return JoinOutcome.SUPERSEDED
+        for key in replaced:
+            self.store.delete(key)
+        logger.info("joined", extra={"video_id": video.video_id, "chunks": video.chunk_count,
+                                     **media.as_dict()})
+        return JoinOutcome.JOINED
+
+    def _poster(self, video: Video, prepared: PreparedJoin, work_dir: str) -> str | None:
+        if prepared.info.video is None:
             return None
         path = os.path.join(work_dir, "poster.jpg")
-        duration = joined.info.duration or 0.0
-        self.ffmpeg.poster(joined.path, path, at_seconds=min(1.0, duration / 10))
-        key = storage.compiled_key(video.video_id, video.chunk_count, "jpg")
+        duration = prepared.info.duration or 0.0
+        self.ffmpeg.poster(prepared.preview_path, path, at_seconds=min(1.0, duration / 10))
+        key = self.store.compiled_key(video.video_id, video.chunk_count, "jpg")
         self.store.upload_file(path, key, "image/jpeg")
         return key
 
@@ -167,16 +161,6 @@ class Joiner:
             self.queue.schedule_join(video.video_id, 1, urgent=True)
 
 
-@dataclass(frozen=True)
-class _Joined:
-    """A joined video on its way to being published."""
-    video: JoinedVideo
-    key: str  # the compiled object's key
-    upload: Callable[[], None]  # writes the object at key
-    check: Callable[[], None]  # decodes it, raising NotPlayable
-    byte_size: int
-
-
 def _timed(timings: dict[str, float], name: str, step: Callable) -> Callable:
     """step, noting how long each call took in timings[name] (for the log)."""
     def timed(*args):
@@ -186,15 +170,3 @@ def _timed(timings: dict[str, float], name: str, step: Callable) -> Callable:
         finally:
             timings[name] = round(time.monotonic() - started, 3)
     return timed
-
-
-def media_summary(joined: JoinedVideo, byte_size: int) -> dict:
-    info = joined.info
-    video, audio = info.video, info.audio
-    summary = {"container": joined.container.name, "content_type": joined.content_type,
-               "duration": info.duration, "byte_size": byte_size,
-               "join_method": joined.method, "audio_only": video is None,
-               "video_codec": video.codec if video else None,
-               "width": video.width if video else None, "height": video.height if video else None,
-               "audio_codec": audio.codec if audio else None}
-    return {k: v for k, v in summary.items() if v is not None}

@@ -1,7 +1,7 @@
 """The API's use cases: create a video, append a chunk, play it back, report its status.
 
 Knows nothing of HTTP: it takes ids, tokens and bytes, returns plain results and raises the
-errors of `chalicelib.errors`.
+errors of `chalicelib.errors`; `chalicelib.responses` shapes the results into JSON.
 """
 import re
 import time
@@ -11,11 +11,17 @@ from typing import Callable
 from aws_lambda_powertools import Logger
 
 from chalicelib import tokens
-from chalicelib.catalog import Catalog, ConditionFailed, Video
-from chalicelib.errors import InvalidVideoId, NoChunks, NotPlayable, VideoNotFound
-from chalicelib.jobs import JobQueue
+from chalicelib.errors import (
+    ConditionFailed,
+    InvalidVideoId,
+    NoChunks,
+    NotPlayable,
+    StorageUnavailable,
+    VideoNotFound,
+)
+from chalicelib.models import Status, Video
+from chalicelib.ports import Backend
 from chalicelib.settings import Settings
-from chalicelib.storage import ObjectStore
 
 logger = Logger(child=True)
 
@@ -34,8 +40,16 @@ def parse_video_id(raw: str) -> int:
 
 
 @dataclass(frozen=True)
-class Created:
+class VideoView:
+    """A video as a client sees it now."""
     video: Video
+    status: Status
+    poster_url: str | None = None
+
+
+@dataclass(frozen=True)
+class Created:
+    view: VideoView
     upload_token: str
 
 
@@ -54,17 +68,18 @@ class Playback:
 
 
 class VideoService:
-    def __init__(self, settings: Settings, catalog: Catalog, store: ObjectStore,
-                 queue: JobQueue, clock: Callable[[], float] = time.time):
+    def __init__(self, settings: Settings, backend: Backend,
+                 clock: Callable[[], float] = time.time):
         self.settings = settings
-        self.catalog = catalog
-        self.store = store
-        self.queue = queue
+        self.catalog = backend.catalog
+        self.store = backend.store
+        self.queue = backend.queue
         self.clock = clock
 
     def create(self) -> Created:
         token = tokens.new_token()
-        return Created(self.catalog.create(tokens.token_hash(token)), token)
+        video = self.catalog.create(tokens.token_hash(token), self.clock())
+        return Created(self._view(video), token)
 
     def append(self, video_id: int, token: str | None, chunk: bytes) -> Appended:
         """Store one chunk: one conditional DynamoDB write, one S3 write; never reads
@@ -92,38 +107,27 @@ class VideoService:
         video = self._authorized(video_id, token)
         now = self.clock()
         status = video.status(now, self.settings.join_stall_seconds)
-        if status == "empty":
+        if status is Status.EMPTY:
             raise NoChunks("no chunk was appended to this video yet")
-        if status == "failed":
+        if status is Status.FAILED:
             raise NotPlayable(f"the chunks do not make a playable video: {video.error}")
-        if status == "ready":
-            return Playback(self.store.presigned_get(video.compiled_key),
-                            video.media.get("content_type"))
+        if status is Status.READY:
+            return Playback(self.store.presigned_get(video.compiled_key), video.media.content_type)
         if not video.joining_now(now, self.settings.join_stall_seconds) and (
                 video.join_urgent_at is None or now - video.join_urgent_at >= URGENT_JOIN_LOST_SECONDS):
             self._schedule_join(video_id, now, delay_seconds=0, urgent=True,
                                 stall_seconds=URGENT_JOIN_LOST_SECONDS)
         return Playback(None)
 
-    def status(self, video_id: int, token: str | None) -> dict:
-        video = self._authorized(video_id, token)
-        return self.describe(video)
+    def status(self, video_id: int, token: str | None) -> VideoView:
+        return self._view(self._authorized(video_id, token))
 
-    def describe(self, video: Video) -> dict:
+    def _view(self, video: Video) -> VideoView:
         status = video.status(self.clock(), self.settings.join_stall_seconds)
-        description = {
-            "video_id": video.video_id, "status": status,
-            "chunk_count": len(video.stored_chunk_indices()), "bytes": video.byte_count,
-            "created_at": _iso(video.created_at), "updated_at": _iso(video.updated_at),
-        }
-        if video.compiled_chunks is not None:
-            description["compiled_chunk_count"] = video.compiled_chunks
-            description.update(video.media)
-            description["poster_url"] = (self.store.presigned_get(video.poster_key)
-                                         if video.poster_key else None)
-        if status == "failed":
-            description["error"] = video.error
-        return description
+        poster_url = None
+        if video.compiled_chunks is not None and video.poster_key:
+            poster_url = self.store.presigned_get(video.poster_key)
+        return VideoView(video, status, poster_url)
 
     def _schedule_join(self, video_id: int, now: float, delay_seconds: int,
                        urgent: bool = False, stall_seconds: int | None = None) -> None:
@@ -134,7 +138,7 @@ class VideoService:
     def _enqueue_join(self, video_id: int, delay_seconds: int, urgent: bool = False) -> None:
         try:
             self.queue.schedule_join(video_id, delay_seconds, urgent)
-        except Exception:
+        except StorageUnavailable:
             # The chunk is stored; the join request stays recorded and a later append or
             # GET schedules it again once it counts as stalled.
             logger.exception("could not schedule a join", extra={"video_id": video_id})
@@ -151,6 +155,3 @@ class VideoService:
             tokens.check_token(token, video.token_hash)
         return video
 
-
-def _iso(moment: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(moment))

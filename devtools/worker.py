@@ -17,22 +17,17 @@ def sqs_event(body: str, receipt: str) -> dict:
                          "eventSourceARN": "arn:aws:sqs:local"}]}
 
 
-def deliver_next(app_module, queue, wait_seconds: int = 0) -> bool:
+def deliver_next(app_module, wait_seconds: int = 0) -> bool:
     """Hand the next queued join message to app.join_videos, as the SQS trigger does, and
-    delete it once handled; False when the queue had none. A handler that raises leaves the
-    message on the queue, to come back after its visibility timeout, as on Lambda."""
+    acknowledge it once handled; False when the queue had none. A handler that raises
+    leaves the message on the queue, to come back after its visibility timeout, as on Lambda."""
     from chalice.local import LambdaContext
-
-    from chalicelib import aws
-    queue_url = queue.url
-    messages = aws.sqs().receive_message(QueueUrl=queue_url, WaitTimeSeconds=wait_seconds,
-                                         MaxNumberOfMessages=1).get("Messages", [])
-    if not messages:
+    delivery = app_module.services().backend.queue.receive(wait_seconds)
+    if delivery is None:
         return False
-    message = messages[0]
     context = LambdaContext("join_videos", memory_size=1024, max_runtime_ms=900_000)
-    app_module.join_videos(sqs_event(message["Body"], message["ReceiptHandle"]), context)
-    aws.sqs().delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+    app_module.join_videos(sqs_event(delivery.body, delivery.receipt), context)
+    delivery.acknowledge()
     return True
 
 
@@ -42,11 +37,9 @@ def main() -> None:
     os.nice(10)
     sys.path.insert(0, str(ROOT))
     import app
-    from chalicelib.jobs import JobQueue
-    queue = JobQueue()
     while True:
         try:
-            deliver_next(app, queue, wait_seconds=1)
+            deliver_next(app, wait_seconds=1)
         except Exception as error:
             print(f"join job failed: {error!r}", file=sys.stderr, flush=True)
 

@@ -1,10 +1,15 @@
-"""Shared test set-up.
+"""Shared test set-up. The tiers, by folder:
 
-- The `local` stage's settings, fake credentials and the layer's ffmpeg are put in the
-  environment before anything imports the app.
-- `aws`: moto's in-process S3, DynamoDB and SQS with the stage's bucket, table and queue.
-- `live_server`: the real `make run` stack (moto server + chalice local + join worker) in a
-  subprocess on a free port, for tests that go over HTTP.
+- tests/unit: the use cases, rules and parsers over the in-memory backend; no moto, no
+  ffmpeg subprocess. `make test-unit` runs them alone, in seconds.
+- tests/integration: the AWS adapters on moto (and the contract both backends keep), the
+  real ffmpeg on real media, the HTTP contract in process.
+- tests/e2e: the `make run` stack over HTTP, and headless Chromium recording through it.
+
+Here: the `local` stage's settings, fake credentials and the layer's ffmpeg are put in the
+environment before anything imports the app; `memory` and `clocked` give the service over
+the in-memory backend; `aws` starts moto's in-process S3, DynamoDB and SQS; `live_server`
+runs the real `make run` stack in a subprocess on a free port.
 """
 import os
 import socket
@@ -17,7 +22,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-FIXTURES = ROOT.parent / "shared" / "fixtures"
+FIXTURES = ROOT / "tests" / "fixtures"
 CHROME_VP8 = FIXTURES / "chrome-vp8-500ms"
 
 sys.path.insert(0, str(ROOT))
@@ -32,14 +37,15 @@ os.environ["JOIN_DELAY_SECONDS"] = "0"
 os.environ.setdefault("FFMPEG_BINARY", str(ROOT / "layers" / "ffmpeg" / "bin" / "ffmpeg"))
 
 from chalicelib import aws as aws_clients  # noqa: E402
+from chalicelib import wiring  # noqa: E402
 from chalicelib.settings import get_settings  # noqa: E402
+from tests.helpers import Clock  # noqa: E402
 
 
 def fixture_chunks() -> list[bytes]:
     chunks = [path.read_bytes() for path in sorted(CHROME_VP8.glob("*.chunk"))]
     if not chunks:  # a missing directory is a broken checkout, not an empty recording
-        pytest.fail(f"no Chromium fixture chunks in {CHROME_VP8}: the tests need the "
-                    "project's shared/ directory beside this checkout")
+        pytest.fail(f"no Chromium fixture chunks in {CHROME_VP8}")
     return chunks
 
 
@@ -69,33 +75,31 @@ def aws():
 
 
 @pytest.fixture
-def parts(aws):
-    """The API's use cases and the join job over the in-process mock, and the catalog."""
-    from chalicelib.catalog import Catalog
-    from chalicelib.jobs import JobQueue
-    from chalicelib.joiner import Joiner
-    from chalicelib.storage import ObjectStore
-    from chalicelib.videos import VideoService
-    settings = get_settings()
-    catalog, store, queue = Catalog(), ObjectStore(), JobQueue()
-    return (VideoService(settings, catalog, store, queue),
-            Joiner(settings, catalog, store, queue), catalog)
+def memory():
+    """The service over the in-memory backend."""
+    get_settings.cache_clear()
+    return wiring.build(get_settings(), wiring.memory_backend())
 
 
 @pytest.fixture
-def clocked(aws, settings_env):
-    """The same with JOIN_DELAY_SECONDS=5 and a clock the test moves by hand."""
-    from chalicelib.catalog import Catalog
-    from chalicelib.jobs import JobQueue
-    from chalicelib.joiner import Joiner
-    from chalicelib.storage import ObjectStore
-    from chalicelib.videos import VideoService
-    from tests.helpers import Clock
-    settings = settings_env(JOIN_DELAY_SECONDS=5)
+def clocked(settings_env):
+    """The service over the in-memory backend, with JOIN_DELAY_SECONDS=5 and a clock the
+    test moves by hand (the queue's delays follow it too)."""
     clock = Clock()
-    catalog, store, queue = Catalog(), ObjectStore(), JobQueue()
-    return (VideoService(settings, catalog, store, queue, clock),
-            Joiner(settings, catalog, store, queue, clock), clock)
+    return wiring.build(settings_env(JOIN_DELAY_SECONDS=5), wiring.memory_backend(clock), clock)
+
+
+@pytest.fixture
+def on_moto(aws):
+    """The service over the AWS adapters, on the in-process mock."""
+    return wiring.build(get_settings())
+
+
+@pytest.fixture
+def clocked_on_moto(aws, settings_env):
+    """`clocked` over the AWS adapters on the in-process mock."""
+    clock = Clock()
+    return wiring.build(settings_env(JOIN_DELAY_SECONDS=5), clock=clock)
 
 
 @pytest.fixture

@@ -1,30 +1,31 @@
-"""Small helpers shared by the in-process API tests."""
+"""Small helpers shared by the tests."""
 import json
 
-from chalicelib import aws
-from chalicelib.jobs import JobQueue
-from chalicelib.settings import get_settings
+from chalicelib import responses
 from devtools.worker import deliver_next
 
 
 def run_queued_joins(app_module, limit: int = 20) -> int:
     """Hand every queued join message to app.join_videos, as the SQS trigger would."""
-    queue, handled = JobQueue(), 0
-    while handled < limit and deliver_next(app_module, queue):
+    handled = 0
+    while handled < limit and deliver_next(app_module):
         handled += 1
     return handled
 
 
-def queued_joins(delayed: bool = False) -> int:
-    """How many join messages wait on the queue: visible now, or delayed (JOIN_DELAY_SECONDS)."""
-    queue_url = JobQueue().url
-    name = "ApproximateNumberOfMessagesDelayed" if delayed else "ApproximateNumberOfMessages"
-    attributes = aws.sqs().get_queue_attributes(QueueUrl=queue_url, AttributeNames=[name])
-    return int(attributes["Attributes"][name])
+def queued_joins(queue, delayed: bool = False) -> int:
+    """How many join requests wait on the queue: due now, or delayed (JOIN_DELAY_SECONDS)."""
+    due, later = queue.waiting()
+    return later if delayed else due
 
 
 def body(response) -> dict:
     return json.loads(response.body)
+
+
+def status_of(service, video_id: int, token: str | None) -> dict:
+    """The status a client gets from GET /videos/<id>."""
+    return responses.video_body(service.status(video_id, token))
 
 
 class Clock:
@@ -37,17 +38,20 @@ class Clock:
         return self.now
 
 
-def record(service, chunks, fold_every: int | None = None, joiner=None) -> tuple[int, str]:
-    """A new video with the chunks appended; every `fold_every` appends, the joiner folds
+def record(services, chunks, fold_every: int | None = None) -> tuple[int, str]:
+    """A new video with the chunks appended; every `fold_every` appends, the join job folds
     what has arrived, as the waiting join does while a recording goes on."""
-    created = service.create()
-    video_id = created.video.video_id
+    created = services.videos.create()
+    video_id = created.view.video.video_id
     for number, chunk in enumerate(chunks, start=1):
-        service.append(video_id, created.upload_token, chunk)
+        services.videos.append(video_id, created.upload_token, chunk)
         if fold_every and number % fold_every == 0:
-            joiner.segments.fold(joiner.catalog.get(video_id))
+            services.joiner.folder.fold(services.backend.catalog.get(video_id))
     return video_id, created.upload_token
 
 
 def object_bytes(key: str) -> bytes:
+    """An object's bytes on the in-process moto S3."""
+    from chalicelib import aws
+    from chalicelib.settings import get_settings
     return aws.s3().get_object(Bucket=get_settings().bucket_name, Key=key)["Body"].read()

@@ -1,0 +1,190 @@
+"""The video catalog on DynamoDB: the id counter and one item per video.
+
+Every change is a single conditional UpdateItem, so concurrent appends and joins never
+lose an update: an append claims the next chunk index atomically, a join records its result
+only if no newer join has already done so. The item with video_id 0 is the id counter;
+videos start at 1.
+"""
+from decimal import Decimal
+from typing import Any, Callable
+
+from boto3.dynamodb.conditions import Attr
+from botocore.exceptions import ClientError
+
+from chalicelib import aws
+from chalicelib.errors import ConditionFailed
+from chalicelib.models import MediaSummary, Video
+
+COUNTER_ID = 0
+_SERVICE = "DynamoDB"
+
+
+def _plain(value: Any) -> Any:
+    """DynamoDB numbers arrive as Decimal; the rest of the code wants int and float."""
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, set, frozenset)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _dynamo(value: Any) -> Any:
+    """The reverse of _plain: DynamoDB refuses Python floats."""
+    if isinstance(value, float):
+        return Decimal(repr(value))
+    if isinstance(value, dict):
+        return {k: _dynamo(v) for k, v in value.items()}
+    return value
+
+
+def _video(item: dict) -> Video:
+    item = _plain(item)
+    media = item.get("media")
+    return Video(
+        video_id=item["video_id"], token_hash=item["token_hash"],
+        chunk_count=item["chunk_count"], byte_count=item["byte_count"],
+        created_at=item["created_at"], updated_at=item["updated_at"],
+        lost_chunks=frozenset(item.get("lost_chunks", ())),
+        join_requested_at=item.get("join_requested_at"),
+        join_urgent_at=item.get("join_urgent_at"),
+        join_started_at=item.get("join_started_at"),
+        joining_chunks=item.get("joining_chunks"),
+        compiled_chunks=item.get("compiled_chunks"), compiled_key=item.get("compiled_key"),
+        poster_key=item.get("poster_key"),
+        media=MediaSummary.from_dict(media) if media else None,
+        failed_chunks=item.get("failed_chunks"), error=item.get("error"),
+        segment_count=item.get("segment_count", 0), segmented_bytes=item.get("segmented_bytes", 0),
+        segments_off=item.get("segments_off"),
+    )
+
+
+class DynamoCatalog:
+    def __init__(self, table_of_this_thread: Callable[[], Any]):
+        # A boto3 Table must not be shared between threads (chalice local serves each
+        # request on its own): it is handed a getter of this thread's Table.
+        self._table_of_this_thread = table_of_this_thread
+
+    @property
+    def table(self):
+        return self._table_of_this_thread()
+
+    def _update(self, video_id: int, condition=None, **kwargs) -> dict:
+        if condition is not None:
+            kwargs["ConditionExpression"] = condition
+        with aws.service_errors(_SERVICE):
+            try:
+                return self.table.update_item(Key={"video_id": video_id}, **kwargs)
+            except ClientError as error:
+                if aws.error_code(error) == "ConditionalCheckFailedException":
+                    raise ConditionFailed(video_id) from error
+                raise
+
+    def create(self, token_hash: str, now: float) -> Video:
+        with aws.service_errors(_SERVICE):
+            counter = self.table.update_item(
+                Key={"video_id": COUNTER_ID}, UpdateExpression="ADD last_id :one",
+                ExpressionAttributeValues={":one": 1}, ReturnValues="UPDATED_NEW")
+            video_id = int(counter["Attributes"]["last_id"])
+            item = {"video_id": video_id, "token_hash": token_hash, "chunk_count": 0,
+                    "byte_count": 0, "created_at": _dynamo(now), "updated_at": _dynamo(now)}
+            self.table.put_item(Item=item, ConditionExpression=Attr("video_id").not_exists())
+        return _video(item)
+
+    def get(self, video_id: int) -> Video | None:
+        if video_id == COUNTER_ID:
+            return None
+        with aws.service_errors(_SERVICE):
+            item = self.table.get_item(Key={"video_id": video_id}, ConsistentRead=True).get("Item")
+        return None if item is None else _video(item)
+
+    def claim_chunk(self, video_id: int, size: int, token_hash: str | None,
+                    now: float) -> tuple[int, float | None]:
+        condition = Attr("video_id").exists() & Attr("chunk_count").exists()
+        if token_hash is not None:
+            condition = condition & Attr("token_hash").eq(token_hash)
+        result = self._update(
+            video_id, condition,
+            UpdateExpression=("SET chunk_count = chunk_count + :one, byte_count = byte_count + :size, "
+                              "updated_at = :now, "
+                              "join_requested_at = if_not_exists(join_requested_at, :now)"),
+            ExpressionAttributeValues={":one": 1, ":size": size, ":now": _dynamo(now)},
+            # The whole old item (under 1 KB): UPDATED_OLD may leave out an attribute that
+            # if_not_exists did not change, which is exactly the one this needs.
+            ReturnValues="ALL_OLD")
+        old = _plain(result["Attributes"])
+        return old["chunk_count"], old.get("join_requested_at")
+
+    def release_chunk(self, video_id: int, index: int, size: int) -> None:
+        self._update(video_id, UpdateExpression="ADD lost_chunks :index, byte_count :minus",
+                     ExpressionAttributeValues={":index": {index}, ":minus": -size})
+
+    def request_join(self, video_id: int, now: float, stall_seconds: int,
+                     urgent: bool = False) -> bool:
+        attribute = "join_urgent_at" if urgent else "join_requested_at"
+        try:
+            self._update(
+                video_id,
+                Attr(attribute).not_exists() | Attr(attribute).lt(_dynamo(now - stall_seconds)),
+                UpdateExpression=f"SET {attribute} = :now",
+                ExpressionAttributeValues={":now": _dynamo(now)})
+        except ConditionFailed:
+            return False
+        return True
+
+    def renew_join_request(self, video_id: int, now: float) -> None:
+        self._update(video_id, UpdateExpression="SET join_requested_at = :now",
+                     ExpressionAttributeValues={":now": _dynamo(now)})
+
+    def start_join(self, video_id: int, now: float) -> Video:
+        result = self._update(
+            video_id, Attr("video_id").exists(),
+            UpdateExpression=("SET join_started_at = :now, joining_chunks = chunk_count "
+                              "REMOVE join_requested_at, join_urgent_at"),
+            ExpressionAttributeValues={":now": _dynamo(now)}, ReturnValues="ALL_NEW")
+        return _video(result["Attributes"])
+
+    def finish_join(self, video_id: int, chunk_count: int, compiled_key: str,
+                    poster_key: str | None, media: MediaSummary) -> list[str]:
+        names = {"#media": "media", "#error": "error"}
+        values = {":n": chunk_count, ":key": compiled_key, ":media": _dynamo(media.as_dict())}
+        expression = "SET compiled_chunks = :n, compiled_key = :key, #media = :media"
+        if poster_key is not None:
+            expression += ", poster_key = :poster"
+            values[":poster"] = poster_key
+        expression += " REMOVE join_started_at, joining_chunks, failed_chunks, #error"
+        if poster_key is None:
+            expression += ", poster_key"
+        result = self._update(
+            video_id, Attr("compiled_chunks").not_exists() | Attr("compiled_chunks").lt(chunk_count),
+            UpdateExpression=expression, ExpressionAttributeNames=names,
+            ExpressionAttributeValues=values, ReturnValues="UPDATED_OLD")
+        old = result.get("Attributes", {})
+        return [old[name] for name in ("compiled_key", "poster_key")
+                if old.get(name) and old[name] not in (compiled_key, poster_key)]
+
+    def fail_join(self, video_id: int, chunk_count: int, reason: str) -> None:
+        self._update(
+            video_id, Attr("compiled_chunks").not_exists() | Attr("compiled_chunks").lt(chunk_count),
+            UpdateExpression=("SET failed_chunks = :n, #error = :reason "
+                              "REMOVE join_started_at, joining_chunks"),
+            ExpressionAttributeNames={"#error": "error"},
+            ExpressionAttributeValues={":n": chunk_count, ":reason": reason})
+
+    def end_join(self, video_id: int) -> None:
+        self._update(video_id, UpdateExpression="REMOVE join_started_at, joining_chunks")
+
+    def commit_segment(self, video_id: int, segment_count: int, segmented_bytes: int) -> None:
+        previous = segment_count - 1
+        counted = Attr("segment_count").eq(previous)
+        if previous == 0:
+            counted = counted | Attr("segment_count").not_exists()
+        self._update(video_id, counted & Attr("segments_off").not_exists(),
+                     UpdateExpression="SET segment_count = :n, segmented_bytes = :bytes",
+                     ExpressionAttributeValues={":n": segment_count, ":bytes": segmented_bytes})
+
+    def stop_segments(self, video_id: int, reason: str) -> None:
+        self._update(video_id, UpdateExpression="SET segments_off = :reason",
+                     ExpressionAttributeValues={":reason": reason})
+

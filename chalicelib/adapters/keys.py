@@ -1,0 +1,27 @@
+"""Where a video's objects live in the bucket; only the stores use this.
+
+videos/<id>/chunks/000000.chunk, 000001.chunk, ...   one object per appended chunk
+videos/<id>/compiled/000042.webm                     the join of chunks 0..41
+videos/<id>/compiled/000042.jpg                      its poster frame
+videos/<id>/segments/000000.seg, 000001.seg, ...     chunks folded into >= 5 MiB pieces
+videos/<id>/segments/000001.json, ...                the fold's state after each segment
+
+A compiled object is named by the chunk count it reflects, so a join never overwrites the
+object a reader is being sent to, and running a join twice for one count writes the same key.
+"""
+
+
+def chunk_key(video_id: int, index: int) -> str:
+    return f"videos/{video_id}/chunks/{index:06d}.chunk"
+
+
+def segment_key(video_id: int, number: int) -> str:
+    return f"videos/{video_id}/segments/{number:06d}.seg"
+
+
+def fold_state_key(video_id: int, segment_count: int) -> str:
+    return f"videos/{video_id}/segments/{segment_count:06d}.json"
+
+
+def compiled_key(video_id: int, chunk_count: int, extension: str) -> str:
+    return f"videos/{video_id}/compiled/{chunk_count:06d}.{extension}"

@@ -1,0 +1,134 @@
+"""The object store on S3: chunks, segments and compiled videos as objects, laid out as
+`chalicelib.adapters.keys` says; compiled objects composed by multipart uploads."""
+from concurrent.futures import Future, ThreadPoolExecutor
+
+from boto3.s3.transfer import TransferConfig
+from botocore.exceptions import BotoCoreError, ClientError
+
+from chalicelib import aws
+from chalicelib.adapters.keys import chunk_key, compiled_key, fold_state_key, segment_key
+from chalicelib.errors import ChunkMissing
+
+_SERVICE = "S3"
+# Parts of 8 MiB, 4 at a time: about 32 MiB of buffers at most, whatever the video's
+# length, and far from the 10,000-part cap (an 80 GB video); S3 needs 5 MiB per part.
+_UPLOAD = TransferConfig(multipart_threshold=8 * 1024 * 1024,
+                         multipart_chunksize=8 * 1024 * 1024,
+                         max_concurrency=4)
+# Parts of a composed object sent or copied at once: copies take no bandwidth of ours.
+_COMPOSE_CONCURRENCY = 8
+
+
+class S3Store:
+    def __init__(self, client, bucket: str, presigned_url_seconds: int):
+        self.client = client
+        self.bucket = bucket
+        self.presigned_url_seconds = presigned_url_seconds
+
+    def put_chunk(self, video_id: int, index: int, body: bytes) -> None:
+        self._put(chunk_key(video_id, index), body)
+
+    def read_chunk(self, video_id: int, index: int) -> bytes:
+        with aws.service_errors(_SERVICE):
+            try:
+                return self._get(chunk_key(video_id, index))
+            except ClientError as error:
+                if aws.error_code(error) in ("NoSuchKey", "404"):
+                    raise ChunkMissing(index) from error
+                raise
+
+    def put_segment(self, video_id: int, number: int, body: bytes) -> None:
+        self._put(segment_key(video_id, number), body)
+
+    def read_segment(self, video_id: int, number: int, first_byte: int = 0) -> bytes:
+        with aws.service_errors(_SERVICE):
+            return self._get(segment_key(video_id, number), first_byte)
+
+    def put_fold_state(self, video_id: int, segment_count: int, state: bytes) -> None:
+        self._put(fold_state_key(video_id, segment_count), state, "application/json")
+
+    def read_fold_state(self, video_id: int, segment_count: int) -> bytes:
+        with aws.service_errors(_SERVICE):
+            return self._get(fold_state_key(video_id, segment_count))
+
+    def compiled_key(self, video_id: int, chunk_count: int, extension: str) -> str:
+        return compiled_key(video_id, chunk_count, extension)
+
+    def upload_file(self, path: str, key: str, content_type: str) -> None:
+        with aws.service_errors(_SERVICE):
+            self.client.upload_file(path, self.bucket, key, Config=_UPLOAD, ExtraArgs={
+                "ContentType": content_type,
+                # Played in the page (a <video> element or a new tab), not downloaded.
+                "ContentDisposition": "inline",
+            })
+
+    def start_composition(self, key: str, content_type: str) -> "S3Composition":
+        with aws.service_errors(_SERVICE):
+            return S3Composition(self.client, self.bucket, key, content_type)
+
+    def delete(self, key: str) -> None:
+        with aws.service_errors(_SERVICE):
+            self.client.delete_object(Bucket=self.bucket, Key=key)
+
+    def presigned_get(self, key: str) -> str:
+        # Signed on each request: a URL dies with the temporary credentials that signed it.
+        with aws.service_errors(_SERVICE):
+            return self.client.generate_presigned_url(
+                "get_object", Params={"Bucket": self.bucket, "Key": key},
+                ExpiresIn=self.presigned_url_seconds)
+
+    def _put(self, key: str, body: bytes, content_type: str = "application/octet-stream") -> None:
+        with aws.service_errors(_SERVICE):
+            self.client.put_object(Bucket=self.bucket, Key=key, Body=body, ContentType=content_type)
+
+    def _get(self, key: str, first_byte: int = 0) -> bytes:
+        extra = {"Range": f"bytes={first_byte}-"} if first_byte else {}
+        return self.client.get_object(Bucket=self.bucket, Key=key, **extra)["Body"].read()
+
+
+class S3Composition:
+    """A multipart upload. Each part is sent, or copied by S3 from a segment
+    (UploadPartCopy), in the background as soon as it is known; complete() waits for them."""
+
+    def __init__(self, client, bucket: str, key: str, content_type: str):
+        self._client = client
+        self.key = key
+        upload_id = client.create_multipart_upload(
+            Bucket=bucket, Key=key, ContentType=content_type, ContentDisposition="inline")["UploadId"]
+        self._bucket = bucket
+        self._common = {"Bucket": bucket, "Key": key, "UploadId": upload_id}
+        self._pool = ThreadPoolExecutor(max_workers=_COMPOSE_CONCURRENCY)
+        self._parts: dict[int, Future] = {}
+
+    def send(self, number: int, body: bytes) -> None:
+        self._parts[number] = self._pool.submit(
+            lambda: self._client.upload_part(PartNumber=number, Body=body, **self._common)["ETag"])
+
+    def copy_segment(self, number: int, video_id: int, segment: int) -> None:
+        source = {"Bucket": self._bucket, "Key": segment_key(video_id, segment)}
+        self._parts[number] = self._pool.submit(
+            lambda: self._client.upload_part_copy(PartNumber=number, CopySource=source,
+                                                  **self._common)["CopyPartResult"]["ETag"])
+
+    def complete(self) -> None:
+        try:
+            with aws.service_errors(_SERVICE):
+                parts = [{"PartNumber": n, "ETag": self._parts[n].result()}
+                         for n in sorted(self._parts)]
+                self._client.complete_multipart_upload(MultipartUpload={"Parts": parts},
+                                                       **self._common)
+        except BaseException:
+            self.abort()
+            raise
+        finally:
+            self._pool.shutdown()
+
+    def abort(self) -> None:
+        self._pool.shutdown(cancel_futures=True)
+        try:
+            self._client.abort_multipart_upload(**self._common)
+        except (BotoCoreError, ClientError):
+            # Completed or aborted already, or S3 is out of reach: the error that led here
+            # is the one to report. The parts of an upload left behind stay until a
+            # lifecycle rule (AbortIncompleteMultipartUpload) removes them.
+            pass

@@ -1,0 +1,70 @@
+"""The join queue on SQS: one message asks for one video's chunks to be joined.
+
+On AWS, messages trigger the join Lambda (`app.py`, on_sqs_message); under `make run` the
+local worker receives them from the same queue and runs the same handler.
+"""
+import functools
+import json
+from dataclasses import dataclass
+
+from chalicelib import aws
+from chalicelib.ports import JoinRequest
+
+_SERVICE = "SQS"
+_LONGEST_DELAY = 900  # SQS's limit for DelaySeconds
+
+
+def message_body(request: JoinRequest) -> str:
+    return json.dumps({"join": request.video_id, "urgent": request.urgent})
+
+
+def join_request_of(body: str) -> JoinRequest:
+    message = json.loads(body)
+    return JoinRequest(int(message["join"]), bool(message.get("urgent", False)))
+
+
+@dataclass
+class SqsDelivery:
+    request: JoinRequest
+    body: str
+    receipt: str
+    _queue: "SqsQueue"
+
+    def acknowledge(self) -> None:
+        with aws.service_errors(_SERVICE):
+            self._queue.client.delete_message(QueueUrl=self._queue.url, ReceiptHandle=self.receipt)
+
+
+class SqsQueue:
+    def __init__(self, client, queue_name: str):
+        self.client = client
+        self.queue_name = queue_name
+
+    @functools.cached_property
+    def url(self) -> str:
+        with aws.service_errors(_SERVICE):
+            return self.client.get_queue_url(QueueName=self.queue_name)["QueueUrl"]
+
+    def schedule_join(self, video_id: int, delay_seconds: int = 0, urgent: bool = False) -> None:
+        with aws.service_errors(_SERVICE):
+            self.client.send_message(QueueUrl=self.url,
+                                     DelaySeconds=min(delay_seconds, _LONGEST_DELAY),
+                                     MessageBody=message_body(JoinRequest(video_id, urgent)))
+
+    def receive(self, wait_seconds: int = 0) -> SqsDelivery | None:
+        with aws.service_errors(_SERVICE):
+            messages = self.client.receive_message(
+                QueueUrl=self.url, WaitTimeSeconds=wait_seconds,
+                MaxNumberOfMessages=1).get("Messages", [])
+        if not messages:
+            return None
+        message = messages[0]
+        return SqsDelivery(join_request_of(message["Body"]), message["Body"],
+                           message["ReceiptHandle"], self)
+
+    def waiting(self) -> tuple[int, int]:
+        names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesDelayed"]
+        with aws.service_errors(_SERVICE):
+            attributes = self.client.get_queue_attributes(QueueUrl=self.url,
+                                                          AttributeNames=names)["Attributes"]
+        return int(attributes[names[0]]), int(attributes[names[1]])

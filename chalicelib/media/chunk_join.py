@@ -1,0 +1,138 @@
+"""The join that copes with anything ffmpeg can read: the chunks, read in order, grouped into
+files (chalicelib.media.files) and joined by ffmpeg.
+
+- One file (MediaRecorder with a timeslice): its bytes are piped into ffmpeg and
+  stream-copied into a file in the work directory, where the muxer can write Duration and
+  Cues (WebM, Matroska) or put the moov first (fragmented MP4 becomes MP4).
+- Complete files with the same streams: each remuxed, then joined by stream copy.
+- Complete files that differ: re-encoded to one format, or refused when the stage says so.
+"""
+import functools
+import os
+from dataclasses import dataclass
+from typing import Iterable, Iterator
+
+from chalicelib import prefetch
+from chalicelib.errors import NotPlayable
+from chalicelib.media import containers, verify
+from chalicelib.media.containers import Container
+from chalicelib.media.ffmpeg import REENCODE_CONTAINER, Ffmpeg
+from chalicelib.media.files import ChunkFiles
+from chalicelib.media.joins import PreparedJoin
+from chalicelib.media.probe import MediaInfo
+from chalicelib.models import JoinMethod, Video
+from chalicelib.ports import ObjectStore
+
+
+@dataclass(frozen=True)
+class JoinedVideo:
+    path: str
+    container: Container
+    info: MediaInfo
+    files: int  # how many complete files the chunks held
+    method: JoinMethod
+
+    @property
+    def content_type(self) -> str:
+        return self.container.content_type_for(has_video=self.info.video is not None)
+
+
+@dataclass(frozen=True)
+class _Part:
+    path: str
+    container: Container
+    info: MediaInfo
+
+
+def join_chunks(ffmpeg: Ffmpeg, chunks: Iterable[bytes | Iterator[bytes]], work_dir: str,
+                allow_reencode: bool = True) -> JoinedVideo:
+    """Join chunks (each given as bytes or as an iterator of blocks), in order, into one
+    file whose duration matches what went in. Whether it decodes is for
+    chalicelib.media.verify to say (the join job runs it while the file uploads)."""
+    parts: list[_Part] = []
+    for index, blocks in enumerate(ChunkFiles(chunks)):
+        container = containers.sniff(blocks.head[:containers.SNIFF_BYTES])
+        if container is None:
+            raise NotPlayable(
+                "the first chunk does not start with a WebM, Matroska or MP4 header"
+                if index == 0 else "a chunk holds an unknown kind of file")
+        path = os.path.join(work_dir, f"part-{index:06d}.{container.extension}")
+        stream_end = ffmpeg.remux_stream(blocks, container, path)
+        info = ffmpeg.probe(path)
+        if not info.streams or not info.duration or stream_end is None:
+            raise NotPlayable(f"file {index + 1} of the recording holds no complete "
+                              "audio or video frame")
+        # The file must reach as far as its stream's timestamps did. It may last longer:
+        # Chromium's video track can end well before its audio after a capture stall.
+        verify.check_duration(min(info.duration, stream_end), stream_end,
+                              f"file {index + 1}'s timestamps")
+        parts.append(_Part(path, container, info))
+    if not parts:
+        raise NotPlayable("there are no chunks to join")
+    if len(parts) == 1:  # one stream: its remux is the video, probed and checked above
+        only = parts[0]
+        return JoinedVideo(only.path, only.container, only.info, files=1, method=JoinMethod.REMUX)
+    if _same_format(parts):
+        container, method = parts[0].container, JoinMethod.CONCAT
+        path = os.path.join(work_dir, f"joined.{container.extension}")
+        ffmpeg.concat_copy([p.path for p in parts], container, path)
+    elif allow_reencode:
+        container, method = REENCODE_CONTAINER, JoinMethod.REENCODE
+        path = os.path.join(work_dir, f"joined.{container.extension}")
+        ffmpeg.concat_reencode([(p.path, p.info) for p in parts], path)
+    else:
+        raise NotPlayable("the chunks are complete files whose streams differ ("
+                          + _describe_difference(parts) + ") and re-encoding is off")
+    info = ffmpeg.probe(path)
+    verify.check_duration(info.duration, sum(p.info.duration for p in parts), "the parts joined")
+    return JoinedVideo(path, container, info, files=len(parts), method=method)
+
+
+def _same_format(parts: list[_Part]) -> bool:
+    return len({p.container for p in parts}) == 1 and len({p.info.streams for p in parts}) == 1
+
+
+def _describe_difference(parts: list[_Part]) -> str:
+    first = parts[0]
+    for number, part in enumerate(parts[1:], start=2):
+        if part.info.streams != first.info.streams:
+            return f"file 1 has {first.info.describe()}, file {number} has {part.info.describe()}"
+        if part.container != first.container:
+            return f"file 1 is {first.container.name}, file {number} is {part.container.name}"
+    return "they differ"
+
+
+@dataclass
+class _PreparedFile(PreparedJoin):
+    """A joined file in the work directory, uploaded whole."""
+    store: ObjectStore
+    ffmpeg: Ffmpeg
+
+    def upload(self) -> None:
+        self.store.upload_file(self.preview_path, self.key, self.content_type)
+
+    def verify(self) -> None:
+        verify.check_decodes(self.ffmpeg, self.preview_path, self.info.duration)
+
+    def abort(self) -> None:
+        self.store.delete(self.key)
+
+
+class ChunkJoin:
+    """Reads every stored chunk (fetched ahead) and joins them with ffmpeg. Never declines."""
+
+    def __init__(self, store: ObjectStore, ffmpeg: Ffmpeg, allow_reencode: bool):
+        self.store = store
+        self.ffmpeg = ffmpeg
+        self.allow_reencode = allow_reencode
+
+    def prepare(self, video: Video, work_dir: str) -> PreparedJoin:
+        indices = video.stored_chunk_indices()
+        chunks = prefetch.prefetch_in_order(
+            indices, functools.partial(self.store.read_chunk, video.video_id),
+            prefetch.window_for(video.byte_count, len(indices)))
+        joined = join_chunks(self.ffmpeg, chunks, work_dir, self.allow_reencode)
+        key = self.store.compiled_key(video.video_id, video.chunk_count, joined.container.extension)
+        return _PreparedFile(key=key, container=joined.container, info=joined.info,
+                             method=joined.method, byte_size=os.path.getsize(joined.path),
+                             preview_path=joined.path, store=self.store, ffmpeg=self.ffmpeg)

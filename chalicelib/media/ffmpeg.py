@@ -1,0 +1,213 @@
+"""The one place that runs ffmpeg: every command line is built here, with ffmpeg-python.
+
+Every error ffmpeg reports fails the step (NotPlayable), even when it exits 0, except the
+few messages named below that every live recording produces.
+"""
+import os
+import re
+import subprocess
+import tempfile
+from typing import Iterable
+
+import ffmpeg
+
+from chalicelib.errors import NotPlayable
+from chalicelib.media import containers
+from chalicelib.media.containers import Container
+from chalicelib.media.probe import MediaInfo, parse_probe
+
+# ffmpeg's own words are kept short in a status: the last lines say what went wrong.
+_ERROR_LINES = 4
+# Joins of files that differ are re-encoded to this one format: H.264 and AAC in MP4 plays
+# everywhere, and libx264 is the fastest good encoder in the layer's ffmpeg.
+REENCODE_CONTAINER = containers.MP4
+REENCODE_OPTIONS = {"c:v": "libx264", "preset": "veryfast", "crf": 23, "pix_fmt": "yuv420p",
+                    "c:a": "aac", "b:a": "128k", "ar": 48000, "ac": 2, "movflags": "+faststart"}
+# Every recording in progress ends mid-frame: its last chunk was cut at an arbitrary byte.
+# The frames before it are whole and kept.
+_CUT_END = (b"File ended prematurely",)
+# A decode check writes frames to the null muxer, which complains about frames with equal
+# timestamps: Chromium writes those after a capture stall, and they decode and play.
+_NULL_MUXER = (b"[null @", b"Last message repeated")
+_NON_MONOTONIC = re.compile(rb"Non-monotonic DTS; previous: (-?\d+), current: (-?\d+)")
+
+
+class Ffmpeg:
+    def __init__(self, binary: str):
+        self.binary = binary
+
+    def _command(self, stream, loglevel: str = "error") -> list[str]:
+        return stream.global_args("-hide_banner", "-nostats", "-loglevel", loglevel).compile(
+            cmd=self.binary, overwrite_output=True)
+
+    def _run(self, stream, what: str, ignore: tuple[bytes, ...] = ()) -> None:
+        """Run to completion; any error ffmpeg reports fails the step, even with exit 0,
+        except lines that contain one of `ignore`."""
+        result = subprocess.run(self._command(stream), stdin=subprocess.DEVNULL,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        errors = _without(result.stderr, ignore)
+        if result.returncode != 0 or errors.strip():
+            raise NotPlayable(f"{what}: {_last_lines(errors or result.stderr)}")
+
+    def remux_stream(self, blocks: Iterable[bytes], container: Container, output: str) -> float | None:
+        """Pipe one file's bytes into ffmpeg and stream-copy them into a seekable file.
+
+        Returns the last timestamp ffmpeg wrote (seconds): the stream's own idea of its length.
+        """
+        progress = output + ".progress"
+        stream = ffmpeg.input("pipe:0").output(output, **_copy_options(container)).global_args(
+            "-progress", progress)
+        written = unread = 0
+        with tempfile.TemporaryFile() as log:
+            # Warnings too, each line tagged with its level: time running backwards in a
+            # stream is only a warning to ffmpeg, but it means chunks out of order.
+            command = self._command(stream, loglevel="level+warning")
+            process = subprocess.Popen(command, stdin=subprocess.PIPE,
+                                       stdout=subprocess.DEVNULL, stderr=log)
+            try:
+                for block in blocks:
+                    if unread:
+                        unread += len(block)
+                        continue
+                    try:
+                        process.stdin.write(block)
+                        written += len(block)
+                    except BrokenPipeError:
+                        unread = len(block)
+                if not unread:
+                    process.stdin.close()
+            except BaseException:
+                process.kill()
+                process.wait()
+                raise
+            returncode = process.wait()
+            log.seek(0)
+            messages = log.read()
+        errors = _without(_at_level(messages, b"[error]", b"[fatal]", b"[panic]"), _CUT_END)
+        if returncode != 0 or errors.strip():
+            raise NotPlayable(f"the recording could not be read: {_last_lines(errors or messages)}")
+        backwards = _time_runs_backwards(messages)
+        if backwards:
+            raise NotPlayable(f"the chunks are out of order or damaged: {backwards}")
+        if unread:
+            raise NotPlayable(f"ffmpeg stopped reading the recording after {written} bytes; "
+                              f"{unread} more bytes were not part of it")
+        return _last_progress_time(progress)
+
+    def probe(self, path: str) -> MediaInfo:
+        result = subprocess.run([self.binary, "-hide_banner", "-i", path],
+                                stdin=subprocess.DEVNULL, capture_output=True)
+        return parse_probe(result.stderr.decode("utf-8", "replace"))
+
+    def poster(self, video: str, output: str, at_seconds: float) -> None:
+        source = ffmpeg.input(video, ss=at_seconds)
+        self._run(source.output(output, vframes=1, fflags="+bitexact", **{"q:v": 3}),
+                  "no poster frame")
+
+    def decode(self, path: str, start: float | None = None, seconds: float | None = None) -> None:
+        """Decode a file, or `seconds` of it from `start`: any error fails."""
+        window = {name: value for name, value in (("ss", start), ("t", seconds)) if value}
+        self._run(ffmpeg.input(path, **window).output("-", f="null"),
+                  "the joined video does not decode cleanly", ignore=_NULL_MUXER)
+
+    def concat_copy(self, paths: list[str], container: Container, output: str) -> None:
+        """Join files with the same streams by stream copy (the concat demuxer)."""
+        listing = output + ".txt"
+        with open(listing, "w") as out:
+            for path in paths:
+                out.write(f"file '{path}'\n")
+        self._run(ffmpeg.input(listing, f="concat", safe=0).output(output, **_copy_options(container)),
+                  "the files could not be joined")
+
+    def concat_reencode(self, parts: list[tuple[str, MediaInfo]], output: str) -> None:
+        """Re-encode files that differ into REENCODE_CONTAINER with the concat filter: every
+        video scaled and padded to the first one's frame, missing tracks filled with black
+        or silence so each part keeps its length."""
+        with_video = [info.video for _, info in parts if info.video]
+        has_audio = any(info.audio for _, info in parts)
+        width, height = _even(with_video[0].width or 1280), _even(with_video[0].height or 720)
+        rate = _frame_rate(with_video[0].frame_rate) if with_video else None
+        streams = []
+        for path, info in parts:
+            source = ffmpeg.input(path)
+            seconds = info.duration
+            if with_video:
+                if info.video:
+                    video = (source.video
+                             .filter("scale", width, height, force_original_aspect_ratio="decrease")
+                             .filter("pad", width, height, "(ow-iw)/2", "(oh-ih)/2")
+                             .filter("setsar", 1).filter("fps", rate))
+                else:
+                    video = ffmpeg.input(f"color=c=black:s={width}x{height}:r={rate}:d={seconds}",
+                                         f="lavfi").video
+                streams.append(video.filter("format", "yuv420p"))
+            if has_audio:
+                if info.audio:
+                    audio = source.audio.filter("aresample", 48000).filter(
+                        "aformat", sample_fmts="fltp", channel_layouts="stereo")
+                else:
+                    audio = ffmpeg.input(f"anullsrc=r=48000:cl=stereo:d={seconds}", f="lavfi").audio
+                streams.append(audio)
+        joined = ffmpeg.concat(*streams, v=int(bool(with_video)), a=int(has_audio)).node
+        outputs = [joined[i] for i in range(int(bool(with_video)) + int(has_audio))]
+        options = dict(REENCODE_OPTIONS, f=REENCODE_CONTAINER.name, fflags="+bitexact")
+        self._run(ffmpeg.output(*outputs, output, **options), "the files could not be re-encoded")
+
+
+def _copy_options(container: Container) -> dict:
+    options = {"c": "copy", "map": "0", "f": container.name, "fflags": "+bitexact"}
+    if container is containers.MP4:
+        options["movflags"] = "+faststart"  # the index before the media: plays while loading
+    return options
+
+
+def _even(pixels: int) -> int:
+    return pixels - pixels % 2
+
+
+def _frame_rate(text: str | None) -> float:
+    try:
+        rate = float(text.rstrip("k")) * (1000 if text.endswith("k") else 1)
+    except (AttributeError, ValueError):
+        return 30.0
+    return rate if 1 <= rate <= 120 else 30.0
+
+
+def _last_progress_time(progress_path: str) -> float | None:
+    """The last out_time of an ffmpeg -progress file, in seconds."""
+    try:
+        with open(progress_path) as progress:
+            times = [line.split("=", 1)[1] for line in progress if line.startswith("out_time_us=")]
+    except FileNotFoundError:
+        return None
+    finally:
+        if os.path.exists(progress_path):
+            os.unlink(progress_path)
+    values = [int(t) for t in times if t.strip().lstrip("-").isdigit()]
+    return values[-1] / 1e6 if values else None
+
+
+def _at_level(stderr: bytes, *levels: bytes) -> bytes:
+    """The lines of a `-loglevel level+...` log tagged with one of the levels."""
+    lines = stderr.splitlines(keepends=True)
+    return b"".join(line for line in lines if any(level in line for level in levels))
+
+
+def _time_runs_backwards(stderr: bytes) -> str | None:
+    """ffmpeg's words when a stream's timestamps went back in time (equal ones are fine:
+    Chromium writes them after a capture stall)."""
+    for line in stderr.splitlines():
+        match = _NON_MONOTONIC.search(line)
+        if match and int(match.group(2)) < int(match.group(1)):
+            return line[match.start():].decode("utf-8", "replace").strip()
+    return None
+
+
+def _without(stderr: bytes, ignore: tuple[bytes, ...]) -> bytes:
+    lines = stderr.splitlines(keepends=True)
+    return b"".join(line for line in lines if not any(marker in line for marker in ignore))
+
+
+def _last_lines(stderr: bytes) -> str:
+    lines = [line.strip() for line in stderr.decode("utf-8", "replace").splitlines() if line.strip()]
+    return "; ".join(lines[-_ERROR_LINES:]) or "ffmpeg failed without a message"

@@ -1,0 +1,325 @@
+"""Matroska/WebM structure, read and written without touching the media.
+
+A live-written stream (what MediaRecorder sends) is an EBML header, a Segment of unknown
+size, Info without a Duration, Tracks, then Clusters of frames. To make it seekable it needs
+only a new head: Info with a Duration and a Cues index that points at the clusters. The
+clusters themselves can stay byte for byte as they are, which is what lets a join assemble
+the video from S3 objects without reading them (see chalicelib.media.segment_join).
+
+Reads element headers and the first bytes of each block (track, time, flags), nothing more.
+Anything this reader does not expect raises Unsupported: the caller then joins the chunks
+the way that copes with anything ffmpeg can read.
+"""
+import base64
+import struct
+from dataclasses import dataclass, field
+
+from chalicelib.media import ebml
+from chalicelib.media.ebml import UNKNOWN_SIZE, Incomplete, Unsupported, element_at
+
+EBML = 0x1A45DFA3
+SEGMENT = 0x18538067
+SEEK_HEAD = 0x114D9B74
+SEEK = 0x4DBB
+SEEK_ID = 0x53AB
+SEEK_POSITION = 0x53AC
+INFO = 0x1549A966
+TIMECODE_SCALE = 0x2AD7B1
+DURATION = 0x4489
+TRACKS = 0x1654AE6B
+TRACK_ENTRY = 0xAE
+TRACK_NUMBER = 0xD7
+TRACK_TYPE = 0x83
+DEFAULT_DURATION = 0x23E383
+CUES = 0x1C53BB6B
+CUE_POINT = 0xBB
+CUE_TIME = 0xB3
+CUE_TRACK_POSITIONS = 0xB7
+CUE_TRACK = 0xF7
+CUE_CLUSTER_POSITION = 0xF1
+CLUSTER = 0x1F43B675
+CLUSTER_TIMECODE = 0xE7
+SIMPLE_BLOCK = 0xA3
+BLOCK_GROUP = 0xA0
+BLOCK = 0xA1
+BLOCK_DURATION = 0x9B
+REFERENCE_BLOCK = 0xFB
+VOID = 0xEC
+CRC32 = 0xBF
+
+# Level-1 elements of the stream's head that the new head replaces or leaves out.
+_REPLACED = {SEEK_HEAD, INFO, CUES, VOID, CRC32}
+# Cluster children that carry no frame (Position, PrevSize, Void, CRC-32, SilentTracks).
+_CLUSTER_FILLER = {0xA7, 0xAB, VOID, CRC32, 0x5854}
+_CLUSTER_CHILDREN = {CLUSTER_TIMECODE, SIMPLE_BLOCK, BLOCK_GROUP} | _CLUSTER_FILLER
+# No frame of a recording comes near this; a larger size means the bytes are not what
+# they seem.
+_LARGEST_ELEMENT = 64 * 1024 * 1024
+_VIDEO, _AUDIO = 1, 2
+@dataclass(frozen=True)
+class Track:
+    kind: int  # 1 video, 2 audio (Matroska TrackType)
+    default_duration: int | None  # nanoseconds per frame, when the track says
+
+
+@dataclass(frozen=True)
+class Head:
+    """What comes before the first Cluster of a live-written stream."""
+    raw: bytes  # the stream's bytes up to the first Cluster, verbatim
+    ebml: bytes  # the EBML header element
+    info: list[tuple[int, bytes]]  # Info's children, Duration left out
+    kept: list[tuple[int, bytes]]  # level-1 elements kept as they are (Tracks, Tags...)
+    timecode_scale: int  # nanoseconds per tick
+    tracks: dict[int, Track]
+
+    @property
+    def size(self) -> int:
+        return len(self.raw)
+
+    @property
+    def has_video(self) -> bool:
+        return any(track.kind == _VIDEO for track in self.tracks.values())
+
+    @property
+    def cue_track(self) -> int:
+        """The track the index points into: the video, or the audio when there is none."""
+        for kind in (_VIDEO, _AUDIO):
+            for number, track in sorted(self.tracks.items()):
+                if track.kind == kind:
+                    return number
+        raise Unsupported("the stream has neither a video nor an audio track")
+
+    def ticks(self, seconds: float) -> int:
+        return round(seconds * 1e9 / self.timecode_scale)
+
+    def seconds(self, ticks: int) -> float:
+        return ticks * self.timecode_scale / 1e9
+
+    def encoded(self) -> str:
+        return base64.b64encode(self.raw).decode("ascii")
+
+    @classmethod
+    def decoded(cls, text: str) -> "Head":
+        # The head is read up to the first Cluster's ID, which the stored bytes end before.
+        return read_head(base64.b64decode(text) + ebml.id_bytes(CLUSTER) + UNKNOWN_SIZE.to_bytes(8, "big"))
+
+
+def read_head(data) -> Head:
+    """The head of a stream, once data reaches the first Cluster; Incomplete before."""
+    element, size, start = element_at(data, 0)
+    if element != EBML or size is None:
+        raise Unsupported("the stream does not start with an EBML header")
+    if start + size > len(data):
+        raise Incomplete()
+    header = bytes(data[:start + size])
+    element, _, pos = element_at(data, start + size)
+    if element != SEGMENT:
+        raise Unsupported("the EBML header is not followed by a Segment")
+    info, kept, scale, tracks = None, [], 1_000_000, {}
+    while True:
+        element, size, start = element_at(data, pos)
+        if element == CLUSTER:
+            break
+        if size is None:
+            raise Unsupported(f"element {element:X} before the first cluster has no size")
+        if start + size > len(data):
+            raise Incomplete()
+        body = data[start:start + size]
+        if element == INFO:
+            info = [(e, b) for e, b in ebml.children(body) if e != DURATION]
+            scale = next((ebml.uint(b) for e, b in info if e == TIMECODE_SCALE), scale)
+        elif element == TRACKS:
+            tracks = _tracks(body)
+            kept.append((element, bytes(body)))
+        elif element not in _REPLACED:
+            kept.append((element, bytes(body)))
+        pos = start + size
+    if info is None or not tracks:
+        raise Unsupported("the stream's head has no Info or no Tracks")
+    return Head(raw=bytes(data[:pos]), ebml=header, info=info, kept=kept,
+                timecode_scale=scale or 1_000_000, tracks=tracks)
+
+
+def _tracks(body) -> dict[int, Track]:
+    tracks = {}
+    for element, entry in ebml.children(body):
+        if element != TRACK_ENTRY:
+            continue
+        fields = dict(ebml.children(entry))
+        number = ebml.uint(fields.get(TRACK_NUMBER, b""))
+        duration = fields.get(DEFAULT_DURATION)
+        tracks[number] = Track(kind=ebml.uint(fields.get(TRACK_TYPE, b"")),
+                               default_duration=ebml.uint(duration) if duration else None)
+    return tracks
+
+
+# --- scanning clusters ----------------------------------------------------------------
+
+@dataclass
+class Index:
+    """What the clusters scanned so far add up to: kept in the fold's state between runs."""
+    cues: list[list[int]] = field(default_factory=list)  # [time in ticks, cluster offset]
+    end: int = 0  # the latest end of any frame, in ticks
+    last_times: dict[str, int] = field(default_factory=dict)  # track -> its last frame's time
+
+    def copy(self) -> "Index":
+        return Index([list(c) for c in self.cues], self.end, dict(self.last_times))
+
+    def mark(self) -> tuple[int, int, dict[str, int]]:
+        """Where the index stands, cheaply: cues are only ever appended."""
+        return len(self.cues), self.end, dict(self.last_times)
+
+    def at(self, mark: tuple[int, int, dict[str, int]]) -> "Index":
+        """The index as it stood at a mark of this index or of one it was copied from."""
+        cues, end, last_times = mark
+        return Index([list(c) for c in self.cues[:cues]], end, dict(last_times))
+
+    def as_json(self) -> dict:
+        return {"cues": self.cues, "end": self.end, "last_times": self.last_times}
+
+    @classmethod
+    def from_json(cls, data: dict) -> "Index":
+        return cls([list(c) for c in data["cues"]], data["end"], dict(data["last_times"]))
+
+
+@dataclass
+class Scan:
+    boundaries: list[tuple[int, tuple]]  # each cluster start, and Index.mark() before it
+    complete: int  # where the last whole element ends: the bytes after it are cut short
+    index: Index  # the index up to `complete`
+    open_cluster: tuple[int, int] | None  # (start, data start) of a sized cluster cut short
+
+    def whole(self, data) -> bytes:
+        """The bytes up to `complete`, a sized cluster cut short resized to what it holds."""
+        whole = bytearray(data[:self.complete])
+        if self.open_cluster is not None:
+            start, data_start = self.open_cluster
+            size_at = start + len(ebml.id_bytes(CLUSTER))
+            whole[size_at:data_start] = ebml.size_bytes(self.complete - data_start, data_start - size_at)
+        return bytes(whole)
+
+
+def scan_clusters(data, offset: int, head: Head, index: Index) -> Scan:
+    """Scan bytes that start at a cluster boundary, `offset` bytes into the clusters.
+
+    Records each cluster's start, indexes the first keyframe of the cue track in each
+    cluster, and checks that every frame belongs to a known track and that no track's
+    time runs backwards (chunks out of order). Stops where the bytes are cut short.
+    """
+    index = index.copy()
+    cue_track = head.cue_track
+    boundaries: list[tuple[int, tuple]] = []
+    pos = complete = 0
+    cluster_start = cluster_data = cluster_end = cluster_time = None
+    cued = False
+    while True:
+        try:
+            element, size, start = element_at(data, pos)
+        except Incomplete:
+            break
+        if element == CLUSTER:
+            boundaries.append((pos, index.mark()))
+            cluster_start, cluster_data = pos, start
+            cluster_end = None if size is None else start + size
+            cluster_time, cued = None, False
+            pos = complete = start
+            continue
+        if size is None:
+            raise Unsupported(f"element {element:X} inside the clusters has no size")
+        # Checked before the element is known to be whole: bytes out of order could
+        # otherwise pass for a frame cut short at the end of the recording.
+        if element not in (_CLUSTER_CHILDREN if cluster_start is not None else {VOID}):
+            raise Unsupported(f"element {element:X} among the clusters "
+                              "(a finished file, or bytes out of order)")
+        if size > _LARGEST_ELEMENT:
+            raise Unsupported(f"element {element:X} claims {size} bytes")
+        if start + size > len(data):
+            break
+        body = data[start:start + size]
+        if element == CLUSTER_TIMECODE:
+            cluster_time = ebml.uint(body)
+        elif element in (SIMPLE_BLOCK, BLOCK_GROUP):
+            if cluster_time is None:
+                raise Unsupported("a frame comes before its cluster's time")
+            track, time, key, duration = _frame(element, body, cluster_time, head)
+            previous = index.last_times.get(str(track))
+            if previous is not None and time < previous:
+                raise Unsupported(f"track {track}'s time runs backwards")
+            index.last_times[str(track)] = time
+            index.end = max(index.end, time + duration)
+            if track == cue_track and not cued:
+                cued = True
+                if key:
+                    index.cues.append([time, offset + cluster_start])
+        pos = complete = start + size
+        if cluster_end is not None:
+            if pos > cluster_end:
+                raise Unsupported("a frame crosses the end of its cluster")
+            if pos == cluster_end:
+                cluster_start = cluster_end = None
+    cut_short = cluster_end is not None and cluster_end > complete
+    return Scan(boundaries, complete, index, (cluster_start, cluster_data) if cut_short else None)
+
+
+def _frame(element: int, body, cluster_time: int, head: Head) -> tuple[int, int, bool, int]:
+    """(track, time in ticks, keyframe, duration in ticks) of a SimpleBlock or BlockGroup."""
+    duration, key = None, True
+    if element == BLOCK_GROUP:
+        fields = dict(ebml.children(body))
+        if BLOCK not in fields:
+            raise Unsupported("a block group without a block")
+        body, key = fields[BLOCK], REFERENCE_BLOCK not in fields
+        duration = ebml.uint(fields[BLOCK_DURATION]) if BLOCK_DURATION in fields else None
+    track, pos = ebml.track_number(body)
+    if len(body) < pos + 3:
+        raise Unsupported("a block is shorter than its header")
+    if track not in head.tracks:
+        raise Unsupported(f"a frame of track {track}, which the head does not declare")
+    time = cluster_time + int.from_bytes(body[pos:pos + 2], "big", signed=True)
+    if element == SIMPLE_BLOCK:
+        key = bool(body[pos + 2] & 0x80)
+    if duration is None:
+        per_frame = head.tracks[track].default_duration
+        duration = round(per_frame / head.timecode_scale) if per_frame else 0
+    return track, time, key, duration
+
+
+# --- writing ---------------------------------------------------------------------------
+
+def _cues(cues: list[list[int]], track: int, clusters_at: int) -> bytes:
+    points = b"".join(
+        ebml.element(CUE_POINT, ebml.fixed_uint(CUE_TIME, time) + ebml.element(
+            CUE_TRACK_POSITIONS,
+            ebml.element(CUE_TRACK, bytes([track])) + ebml.fixed_uint(CUE_CLUSTER_POSITION, clusters_at + at)))
+        for time, at in cues)
+    return ebml.id_bytes(CUES) + ebml.size_bytes(len(points), 8) + points
+
+
+def _seek_head(targets: list[tuple[int, int]]) -> bytes:
+    return ebml.element(SEEK_HEAD, b"".join(
+        ebml.element(SEEK, ebml.element(SEEK_ID, ebml.id_bytes(target)) + ebml.fixed_uint(SEEK_POSITION, at))
+        for target, at in targets))
+
+
+def write_head(head: Head, end_ticks: int, cues: list[list[int]] | None) -> bytes:
+    """A new head for the stream's clusters: Info with a Duration, the kept elements, and
+    Cues when given.
+
+    The Segment's size stays unknown, as the live stream had it: a Segment of known size
+    may not hold Clusters of unknown size (ffmpeg reports it as an error), and Chromium
+    writes its clusters that way. Cues and Duration are what make the file seekable.
+    """
+    info = ebml.element(INFO, b"".join(ebml.element(e, b) for e, b in head.info)
+                    + ebml.element(DURATION, struct.pack(">d", float(end_ticks))))
+    kept = [ebml.element(e, b) for e, b in head.kept]
+    targets = [INFO] + [e for e, _ in head.kept if e == TRACKS] + ([CUES] if cues else [])
+    seek_length = len(_seek_head([(t, 0) for t in targets]))
+    positions = {INFO: seek_length}
+    at = seek_length + len(info)
+    for (element, _), body in zip(head.kept, kept):
+        positions.setdefault(element, at)
+        at += len(body)
+    positions[CUES] = at
+    index = _cues(cues, head.cue_track, at + len(_cues(cues, head.cue_track, 0))) if cues else b""
+    body = _seek_head([(t, positions[t]) for t in targets]) + info + b"".join(kept) + index
+    return head.ebml + ebml.id_bytes(SEGMENT) + UNKNOWN_SIZE.to_bytes(8, "big") + body

@@ -1,0 +1,41 @@
+"""What a joined video must pass before it is ready: its duration matches what went in,
+and it decodes without errors over the windows `decode_windows` picks. Every join strategy
+checks with these, so one rule decides what is decoded, whatever made the video."""
+from dataclasses import dataclass
+
+from chalicelib.errors import NotPlayable
+
+# A join must be this close to the duration of what went in: 2 % or 0.2 s, whichever is more.
+DURATION_TOLERANCE = (0.02, 0.2)
+# Up to this length the whole output is decoded to check it; longer ones are checked at
+# their start and end (a stream copy does not touch the packets in between, and damage to
+# the container there shows as remux or fold errors, which fail the join already).
+FULL_DECODE_SECONDS = 120.0
+SAMPLE_SECONDS = 5.0
+
+
+@dataclass(frozen=True)
+class Window:
+    start: float  # seconds from the video's start
+    seconds: float | None  # how much to decode; None: to the end
+
+
+def decode_windows(duration: float | None) -> list[Window]:
+    if duration is None or duration <= FULL_DECODE_SECONDS:
+        return [Window(0.0, None)]
+    return [Window(0.0, SAMPLE_SECONDS), Window(max(0.0, duration - SAMPLE_SECONDS), None)]
+
+
+def check_decodes(ffmpeg, path: str, duration: float | None) -> None:
+    """Decode a joined file over its windows; NotPlayable at the first error."""
+    for window in decode_windows(duration):
+        ffmpeg.decode(path, start=window.start, seconds=window.seconds)
+
+
+def check_duration(actual: float | None, expected: float | None, what: str) -> None:
+    if actual is None or expected is None:
+        raise NotPlayable(f"the duration of the joined video is unknown (expected {expected} s)")
+    relative, absolute = DURATION_TOLERANCE
+    if abs(actual - expected) > max(absolute, relative * expected):
+        raise NotPlayable(f"the joined video lasts {actual:.2f} s but {what} "
+                          f"add up to {expected:.2f} s")

@@ -1,0 +1,122 @@
+"""The domain: a video's record, its status rules, what a join made of it, and how a join
+ended. Plain data with no storage or HTTP in it; the catalog adapters read and write it,
+the use cases decide with it, `chalicelib.responses` shapes it into JSON."""
+import dataclasses
+import enum
+from dataclasses import dataclass
+
+
+class Status(str, enum.Enum):
+    EMPTY = "empty"  # no chunk stored yet
+    RECORDING = "recording"  # chunks stored, no join pending
+    PROCESSING = "processing"  # a join is queued or running
+    READY = "ready"  # the compiled object reflects every chunk
+    FAILED = "failed"  # the chunks as they are do not make a playable video
+
+
+class JoinMethod(str, enum.Enum):
+    SEGMENTS = "segments"  # one stream, composed by S3 from segments folded while recording
+    REMUX = "remux"  # one stream, stream-copied by ffmpeg into a seekable file
+    CONCAT = "concat"  # complete files with the same streams, joined by stream copy
+    REENCODE = "reencode"  # complete files that differ, re-encoded into one format
+
+
+class JoinOutcome(str, enum.Enum):
+    """What one run of the join job did (for the log and the tests)."""
+    NO_SUCH_VIDEO = "no such video"
+    UP_TO_DATE = "up to date"
+    ALREADY_BEING_JOINED = "already being joined"
+    WAITING_FOR_PAUSE = "waiting for the recording to pause"
+    WAITING_FOR_CHUNK = "waiting for a chunk"
+    FAILED = "failed"
+    JOINED = "joined"
+    SUPERSEDED = "superseded by a newer join"
+
+
+@dataclass(frozen=True)
+class MediaSummary:
+    """What the compiled object is: recorded with the join, reported in the status."""
+    container: str
+    content_type: str
+    duration: float | None
+    byte_size: int
+    join_method: JoinMethod
+    audio_only: bool
+    video_codec: str | None = None
+    width: int | None = None
+    height: int | None = None
+    audio_codec: str | None = None
+
+    def as_dict(self) -> dict:
+        """The fields that are known, as plain JSON values."""
+        fields = dataclasses.asdict(self)
+        fields["join_method"] = self.join_method.value
+        return {name: value for name, value in fields.items() if value is not None}
+
+    @classmethod
+    def from_dict(cls, fields: dict) -> "MediaSummary":
+        known = {f.name for f in dataclasses.fields(cls)}
+        values = {name: value for name, value in fields.items() if name in known}
+        values["join_method"] = JoinMethod(values["join_method"])
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class Video:
+    """One video's record. Changed only through the catalog's conditional writes."""
+    video_id: int
+    token_hash: str
+    chunk_count: int  # chunk indices claimed so far: the next append gets this index
+    byte_count: int
+    created_at: float
+    updated_at: float
+    lost_chunks: frozenset = frozenset()  # indices whose upload failed after being claimed
+    join_requested_at: float | None = None  # a join was asked for by an append
+    join_urgent_at: float | None = None  # a join was asked for by someone waiting to play
+    join_started_at: float | None = None
+    joining_chunks: int | None = None  # the chunk count the running join is joining
+    compiled_chunks: int | None = None  # the chunk count the compiled object reflects
+    compiled_key: str | None = None
+    poster_key: str | None = None
+    media: MediaSummary | None = None  # set with compiled_key
+    failed_chunks: int | None = None  # the chunk count whose join failed
+    error: str | None = None
+    segment_count: int = 0  # segments folded from the chunks so far (chalicelib.media.fold)
+    segmented_bytes: int = 0  # chunk bytes those segments (and the stream's head) hold
+    segments_off: str | None = None  # why this video cannot be folded, when it cannot
+
+    def stored_chunk_indices(self) -> list[int]:
+        return [i for i in range(self.chunk_count) if i not in self.lost_chunks]
+
+    def needs_join(self) -> bool:
+        """Chunks are stored that no compiled object or failure accounts for."""
+        return (self.chunk_count not in (self.compiled_chunks, self.failed_chunks)
+                and bool(self.stored_chunk_indices()))
+
+    def joining_now(self, now: float, stall_seconds: int) -> bool:
+        """A join of exactly the chunks stored now is running (and not presumed lost)."""
+        return (self.join_started_at is not None and now - self.join_started_at < stall_seconds
+                and self.joining_chunks == self.chunk_count)
+
+    def join_pending(self, now: float, stall_seconds: int) -> bool:
+        """A join is queued or running, and not so long ago that it must have been lost."""
+        moments = [t for t in (self.join_requested_at, self.join_urgent_at, self.join_started_at)
+                   if t is not None]
+        return any(now - t < stall_seconds for t in moments)
+
+    def status(self, now: float, stall_seconds: int) -> Status:
+        if not self.stored_chunk_indices():
+            return Status.EMPTY
+        if self.compiled_chunks == self.chunk_count:
+            return Status.READY
+        if self.failed_chunks == self.chunk_count:
+            return Status.FAILED
+        if self.join_pending(now, stall_seconds):
+            return Status.PROCESSING
+        return Status.RECORDING
+
+    def with_segments_of(self, newer: "Video") -> "Video":
+        """This record (a join's view of its chunks) with the fold progress of a newer read."""
+        return dataclasses.replace(self, segment_count=newer.segment_count,
+                                   segmented_bytes=newer.segmented_bytes,
+                                   segments_off=newer.segments_off)

@@ -1,0 +1,149 @@
+"""The service's three ports to the outside: the video catalog, the object store and the
+join queue. Each has two implementations held to one contract (tests/integration/
+test_contracts.py): the AWS one (`chalicelib.adapters.dynamodb`, `.s3`, `.sqs`) and an
+in-memory one (`chalicelib.adapters.memory`) for fast tests.
+
+Every implementation raises only the errors of `chalicelib.errors`: ConditionFailed when
+a conditional write does not apply, ChunkMissing for a chunk not stored, StorageUnavailable
+when the service behind it fails. Keys are opaque outside the store: only the store knows
+where things are.
+"""
+from dataclasses import dataclass
+from typing import Protocol
+
+from chalicelib.models import MediaSummary, Video
+
+
+class Catalog(Protocol):
+    """The id counter and one record per video. Every change is one atomic, conditional
+    write, so concurrent appends and joins never lose an update."""
+
+    def create(self, token_hash: str, now: float) -> Video:
+        """A new video with the next id (1, 2, 3...)."""
+
+    def get(self, video_id: int) -> Video | None: ...
+
+    def claim_chunk(self, video_id: int, size: int, token_hash: str | None,
+                    now: float) -> tuple[int, float | None]:
+        """Reserve the next chunk index, count its bytes and note that a join is wanted.
+        Returns the index and when a join was already requested (None if none was).
+        ConditionFailed when the video does not exist or its token hash differs."""
+
+    def release_chunk(self, video_id: int, index: int, size: int) -> None:
+        """Mark a claimed index as never stored (its upload failed), so joins skip it."""
+
+    def request_join(self, video_id: int, now: float, stall_seconds: int,
+                     urgent: bool = False) -> bool:
+        """Note that a join is wanted; False if one of that kind is already pending and
+        not stalled. At most one join of each kind is pending per video."""
+
+    def renew_join_request(self, video_id: int, now: float) -> None:
+        """A waiting join put itself back on the queue: it is still pending, not stalled."""
+
+    def start_join(self, video_id: int, now: float) -> Video:
+        """Take the pending requests: appends from now on ask for another join."""
+
+    def finish_join(self, video_id: int, chunk_count: int, compiled_key: str,
+                    poster_key: str | None, media: MediaSummary) -> list[str]:
+        """Record a compiled object unless one of as many chunks or more is recorded.
+        Returns the keys of the objects it replaces (video and poster), for deletion.
+        ConditionFailed when a join of more chunks finished first."""
+
+    def fail_join(self, video_id: int, chunk_count: int, reason: str) -> None:
+        """Record why these chunks do not make a video, unless a newer result exists."""
+
+    def end_join(self, video_id: int) -> None:
+        """A join that stopped without a result (it will be retried)."""
+
+    def commit_segment(self, video_id: int, segment_count: int, segmented_bytes: int) -> None:
+        """Count one more folded segment. ConditionFailed when another job committed that
+        segment first, or the video was found unfoldable."""
+
+    def stop_segments(self, video_id: int, reason: str) -> None:
+        """This video cannot be folded; its joins read the chunks."""
+
+
+class Composition(Protocol):
+    """One object written from parts (an S3 multipart upload): each part sent, or copied
+    from a segment without passing through here, in the background and in any order.
+    Every part but the last must be at least 5 MiB. Whoever starts one completes or
+    aborts it."""
+
+    key: str
+
+    def send(self, number: int, body: bytes) -> None: ...
+
+    def copy_segment(self, number: int, video_id: int, segment: int) -> None: ...
+
+    def complete(self) -> None:
+        """Wait for every part and publish the object; on any failure abort, then raise."""
+
+    def abort(self) -> None:
+        """Drop the parts; the object never appears. Safe to call more than once."""
+
+
+class ObjectStore(Protocol):
+    """Chunks, folded segments with their state, compiled videos and posters."""
+
+    def put_chunk(self, video_id: int, index: int, body: bytes) -> None: ...
+
+    def read_chunk(self, video_id: int, index: int) -> bytes:
+        """ChunkMissing when it is not stored."""
+
+    def put_segment(self, video_id: int, number: int, body: bytes) -> None: ...
+
+    def read_segment(self, video_id: int, number: int, first_byte: int = 0) -> bytes:
+        """The segment's bytes from first_byte to its end."""
+
+    def put_fold_state(self, video_id: int, segment_count: int, state: bytes) -> None: ...
+
+    def read_fold_state(self, video_id: int, segment_count: int) -> bytes: ...
+
+    def compiled_key(self, video_id: int, chunk_count: int, extension: str) -> str:
+        """Where the join of chunk_count chunks is published: a join never overwrites the
+        object a reader is being sent to, and running it twice writes the same key."""
+
+    def upload_file(self, path: str, key: str, content_type: str) -> None:
+        """Publish a local file at key, to be played inline."""
+
+    def start_composition(self, key: str, content_type: str) -> Composition: ...
+
+    def delete(self, key: str) -> None:
+        """Remove an object; removing one that is not there is no error."""
+
+    def presigned_get(self, key: str) -> str:
+        """A URL that reads the object (Range included) for a while, signed now."""
+
+
+@dataclass(frozen=True)
+class JoinRequest:
+    video_id: int
+    urgent: bool  # someone waits to play the video: join now, not after the pause
+
+
+class Delivery(Protocol):
+    """A join request taken from the queue; it comes back unless acknowledged."""
+
+    request: JoinRequest
+
+    def acknowledge(self) -> None: ...
+
+
+class JobQueue(Protocol):
+    def schedule_join(self, video_id: int, delay_seconds: int = 0, urgent: bool = False) -> None:
+        """Ask for a join, delivered after delay_seconds (at most 900)."""
+
+    def receive(self, wait_seconds: int = 0) -> Delivery | None:
+        """The next request that is due, or None. (The SQS trigger does this on AWS; the
+        local worker and the tests call it.)"""
+
+    def waiting(self) -> tuple[int, int]:
+        """How many requests are (due now, still delayed)."""
+
+
+@dataclass(frozen=True)
+class Backend:
+    """The three ports together, as `chalicelib.wiring` builds them."""
+    catalog: Catalog
+    store: ObjectStore
+    queue: JobQueue

@@ -1,0 +1,54 @@
+"""The API's JSON bodies, shaped in one place from what the use cases return."""
+import time
+
+from chalicelib.errors import VideoError
+from chalicelib.models import Status
+from chalicelib.videos import Appended, Created, VideoView
+
+FIRST_CHUNK_MESSAGE = "Video added successfully"
+LATER_CHUNK_MESSAGE = "Video appended and joined successfully"
+
+
+def video_body(view: VideoView) -> dict:
+    """A video's status: counts and times; once joined, what the compiled object is."""
+    video = view.video
+    body = {
+        "video_id": video.video_id, "status": view.status.value,
+        "chunk_count": len(video.stored_chunk_indices()), "bytes": video.byte_count,
+        "created_at": _iso(video.created_at), "updated_at": _iso(video.updated_at),
+    }
+    if video.compiled_chunks is not None:
+        body["compiled_chunk_count"] = video.compiled_chunks
+        body.update(video.media.as_dict())
+        body["poster_url"] = view.poster_url
+    if view.status is Status.FAILED:
+        body["error"] = video.error
+    return body
+
+
+def created_body(created: Created) -> dict:
+    return {"video_id": created.view.video.video_id, "upload_token": created.upload_token,
+            **video_body(created.view)}
+
+
+def appended_body(appended: Appended) -> dict:
+    # The messages are the contract the first clients were written against.
+    return {"message": FIRST_CHUNK_MESSAGE if appended.chunk_index == 0 else LATER_CHUNK_MESSAGE,
+            "video_id": appended.video_id, "chunk_index": appended.chunk_index,
+            "bytes_received": appended.chunk_bytes}
+
+
+def processing_body(retry_after_seconds: int) -> dict:
+    return {"status": Status.PROCESSING.value, "retry_after": retry_after_seconds}
+
+
+def playback_body(url: str, content_type: str | None) -> dict:
+    return {"url": url, "content_type": content_type}
+
+
+def error_body(error: VideoError) -> dict:
+    return {"Code": error.code, "Message": error.message, **error.details}
+
+
+def _iso(moment: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(moment))

@@ -1,0 +1,64 @@
+"""The composition root: the one place the service's parts are built and connected.
+
+`app.py`, the local worker, the benchmark and the tests all call `build()`; they differ only
+in the backend they hand it: the AWS adapters (`aws_backend`, what runs on AWS, on
+`chalice local` against the emulator, and in the tests against moto) or the in-memory
+twins (`memory_backend`, for the fast tests).
+"""
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+from chalicelib import aws
+from chalicelib.adapters.dynamodb import DynamoCatalog
+from chalicelib.adapters.memory import MemoryCatalog, MemoryQueue, MemoryStore
+from chalicelib.adapters.s3 import S3Store
+from chalicelib.adapters.sqs import SqsQueue
+from chalicelib.joiner import Joiner
+from chalicelib.media.chunk_join import ChunkJoin
+from chalicelib.media.ffmpeg import Ffmpeg
+from chalicelib.media.fold import Folder
+from chalicelib.media.joins import JoinStrategy
+from chalicelib.media.segment_join import SegmentJoin
+from chalicelib.ports import Backend
+from chalicelib.settings import Settings
+from chalicelib.videos import VideoService
+
+
+@dataclass(frozen=True)
+class Services:
+    settings: Settings
+    backend: Backend
+    videos: VideoService  # the API's use cases
+    joiner: Joiner  # the join job
+
+
+def aws_backend(settings: Settings) -> Backend:
+    return Backend(
+        catalog=DynamoCatalog(aws.videos_table),
+        store=S3Store(aws.s3(), settings.bucket_name, settings.presigned_url_seconds),
+        queue=SqsQueue(aws.sqs(), settings.job_queue_name),
+    )
+
+
+def memory_backend(clock: Callable[[], float] = time.time) -> Backend:
+    return Backend(MemoryCatalog(), MemoryStore(), MemoryQueue(clock))
+
+
+def join_strategies(settings: Settings, backend: Backend) -> list[JoinStrategy]:
+    """The strategies the join job asks, in order: the first that does not decline joins."""
+    ffmpeg = Ffmpeg(settings.ffmpeg_binary)
+    return [
+        SegmentJoin(Folder(backend.catalog, backend.store), backend.store, ffmpeg),  # folded WebM
+        ChunkJoin(backend.store, ffmpeg, settings.allow_reencode),  # anything ffmpeg reads
+    ]
+
+
+def build(settings: Settings, backend: Backend | None = None,
+          clock: Callable[[], float] = time.time) -> Services:
+    backend = backend or aws_backend(settings)
+    return Services(
+        settings=settings, backend=backend,
+        videos=VideoService(settings, backend, clock),
+        joiner=Joiner(settings, backend, join_strategies(settings, backend), clock),
+    )

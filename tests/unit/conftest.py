@@ -1,0 +1,21 @@
+"""The unit tier runs no subprocess (no ffmpeg) and no AWS emulator: everything here goes
+through the in-memory backend and pure functions, so it runs in seconds."""
+import subprocess
+
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def no_subprocess(monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError(f"a unit test started a process: {args[0] if args else kwargs}")
+    monkeypatch.setattr(subprocess, "Popen", refuse)
+
+
+@pytest.fixture(autouse=True)
+def no_aws(monkeypatch):
+    import botocore.client
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a unit test called AWS: use the in-memory backend")
+    monkeypatch.setattr(botocore.client.BaseClient, "_make_api_call", refuse)

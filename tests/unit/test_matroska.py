@@ -1,0 +1,75 @@
+"""Reading a live-written WebM stream's structure and writing it a seekable head."""
+import struct
+
+import pytest
+
+from chalicelib.media import containers, ebml, matroska
+from tests.conftest import fixture_chunks
+
+
+def chromium_stream() -> bytes:
+    return b"".join(fixture_chunks())
+
+
+def clusters_of(data: bytes) -> tuple[matroska.Head, matroska.Scan]:
+    head = matroska.read_head(data)
+    return head, matroska.scan_clusters(data[head.size:], 0, head, matroska.Index())
+
+
+def test_the_head_of_a_chromium_recording():
+    head = matroska.read_head(chromium_stream())
+    assert containers.sniff(head.raw) is containers.WEBM
+    assert {number: track.kind for number, track in head.tracks.items()} == {1: 2, 2: 1}
+    assert head.cue_track == 2  # the video
+    assert head.timecode_scale == 1_000_000
+
+
+def test_a_head_cut_short_asks_for_more_bytes():
+    data = chromium_stream()
+    head = matroska.read_head(data)
+    with pytest.raises(matroska.Incomplete):
+        matroska.read_head(data[:head.size])  # the first Cluster's ID is not there yet
+
+
+def cue_positions(head: bytes) -> list[int]:
+    at = head.rindex(matroska.CUES.to_bytes(4, "big"))  # the first is the SeekHead's entry
+    _, size, start = ebml.element_at(head, at)
+    positions, pos = [], start
+    while pos < start + size:
+        _, point_size, point = ebml.element_at(head, pos)
+        inner = point
+        while inner < point + point_size:
+            element, length, body = ebml.element_at(head, inner)
+            if element == matroska.CUE_TRACK_POSITIONS:
+                for field, value in ebml.children(head[body:body + length]):
+                    if field == matroska.CUE_CLUSTER_POSITION:
+                        positions.append(int.from_bytes(value, "big"))
+            inner = body + length
+        pos = point + point_size
+    return positions
+
+
+
+
+def test_every_cue_of_the_new_head_points_at_a_cluster():
+    data = chromium_stream()
+    head, scan = clusters_of(data)
+    assert scan.complete == len(data) - head.size and scan.open_cluster is None
+    new_head = matroska.write_head(head, scan.index.end, scan.index.cues)
+    output = new_head + data[head.size:]
+    # Each CueClusterPosition, counted from the Segment's data, lands on a Cluster ID.
+    segment_data = len(head.ebml) + 4 + 8
+    positions = cue_positions(new_head)
+    assert positions and len(positions) == len(scan.index.cues)
+    for position in positions:
+        element, _, _ = ebml.element_at(output, segment_data + position)
+        assert element == matroska.CLUSTER
+
+
+def test_the_new_head_states_the_duration_in_ticks():
+    data = chromium_stream()
+    head, scan = clusters_of(data)
+    new_head = matroska.write_head(head, scan.index.end, scan.index.cues)
+    at = new_head.index(matroska.DURATION.to_bytes(2, "big") + b"\x88")  # an 8-byte float
+    assert struct.unpack(">d", new_head[at + 3:at + 11])[0] == scan.index.end
+    assert head.seconds(scan.index.end) == pytest.approx(3.0, abs=0.1)

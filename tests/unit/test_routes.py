@@ -1,0 +1,119 @@
+"""The HTTP contract (app.py and chalicelib.responses) through Chalice's test client, over
+the in-memory backend: status codes, bodies and error JSON, without AWS or ffmpeg. The
+same routes over moto, with real joins, are in tests/integration/test_api.py."""
+import json
+
+import pytest
+from chalice.test import Client
+
+import app as app_module
+from chalicelib import responses, wiring
+from chalicelib.errors import StorageUnavailable
+from chalicelib.settings import get_settings
+from tests.conftest import fixture_chunks
+
+
+@pytest.fixture
+def services(monkeypatch):
+    get_settings.cache_clear()
+    built = wiring.build(get_settings(), wiring.memory_backend())
+    monkeypatch.setattr(app_module, "services", lambda: built)
+    return built
+
+
+@pytest.fixture
+def client(services):
+    with Client(app_module.app) as test_client:
+        yield test_client
+
+
+def body(response) -> dict:
+    return json.loads(response.body)
+
+
+def create(client) -> tuple[int, dict]:
+    response = client.http.post("/create_video")
+    assert response.status_code == 201
+    created = body(response)
+    return created["video_id"], {"Authorization": f"Bearer {created['upload_token']}"}
+
+
+def append(client, video_id, chunk: bytes, auth: dict):
+    return client.http.post(f"/append_video/{video_id}", body=chunk,
+                            headers={**auth, "Content-Type": "video/webm"})
+
+
+def test_create_answers_201_with_the_id_the_token_and_the_status(client):
+    response = client.http.post("/create_video")
+    assert response.status_code == 201
+    created = body(response)
+    assert (created["video_id"], created["status"], created["chunk_count"]) == (1, "empty", 0)
+    assert created["upload_token"] and created["created_at"].endswith("Z")
+
+
+def test_the_first_append_is_added_and_later_ones_appended_and_joined(client):
+    video_id, auth = create(client)
+    chunks = fixture_chunks()
+    first, second = append(client, video_id, chunks[0], auth), append(client, video_id, chunks[1], auth)
+    assert (first.status_code, second.status_code) == (200, 200)
+    assert body(first) == {"message": "Video added successfully", "video_id": video_id,
+                           "chunk_index": 0, "bytes_received": len(chunks[0])}
+    assert body(second)["message"] == "Video appended and joined successfully"
+
+
+def test_get_answers_202_with_retry_after_while_the_video_is_joined(client):
+    video_id, auth = create(client)
+    append(client, video_id, fixture_chunks()[0], auth)
+    waiting = client.http.get(f"/get_video/{video_id}", headers=auth)
+    assert waiting.status_code == 202
+    assert waiting.headers["Retry-After"] == "2"
+    assert body(waiting) == {"status": "processing", "retry_after": 2}
+
+
+@pytest.mark.parametrize("request_, status, code", [
+    (lambda c, auth: c.http.get("/get_video/abc", headers=auth), 400, "InvalidVideoId"),
+    (lambda c, auth: c.http.get("/get_video/1", headers=auth), 400, "NoChunks"),
+    (lambda c, auth: c.http.get("/videos/1"), 401, "MissingToken"),
+    (lambda c, auth: c.http.get("/videos/1", headers={"Authorization": "Bearer x"}), 403, "WrongToken"),
+    (lambda c, auth: c.http.get("/videos/999", headers=auth), 404, "VideoNotFound"),
+    (lambda c, auth: append(c, 1, b"", auth), 400, "InvalidUpload"),
+    (lambda c, auth: append(c, 1, b"\0" * 4_500_001, auth), 413, "ChunkTooLarge"),
+])
+def test_errors_are_json_with_their_status_and_code(client, request_, status, code):
+    _, auth = create(client)
+    response = request_(client, auth)
+    assert response.status_code == status, response.body
+    assert body(response)["Code"] == code and body(response)["Message"]
+
+
+def test_a_storage_outage_is_a_503_the_client_may_retry(client, services, monkeypatch):
+    video_id, auth = create(client)
+
+    def unreachable(*args):
+        raise StorageUnavailable("S3 did not answer (EndpointConnectionError); retry")
+
+    monkeypatch.setattr(services.backend.store, "put_chunk", unreachable)
+    response = append(client, video_id, b"chunk", auth)
+    assert response.status_code == 503
+    assert body(response) == {"Code": "StorageUnavailable",
+                              "Message": "S3 did not answer (EndpointConnectionError); retry"}
+
+
+def test_a_failed_video_is_422_with_the_reason(client, services):
+    video_id, auth = create(client)
+    append(client, video_id, b"notes, not a recording", auth)
+    services.joiner.run(video_id)
+    response = client.http.get(f"/get_video/{video_id}", headers=auth)
+    assert response.status_code == 422
+    assert body(response)["Message"] == ("the chunks do not make a playable video: the first "
+                                         "chunk does not start with a WebM, Matroska or MP4 header")
+    status = body(client.http.get(f"/videos/{video_id}", headers=auth))
+    assert (status["status"], status["chunk_count"]) == ("failed", 1)
+    assert status["error"].startswith("the first chunk does not start")
+
+
+def test_the_error_body_carries_the_details(client):
+    from chalicelib.errors import ChunkTooLarge
+    error = ChunkTooLarge("too big", limit_bytes=10)
+    assert responses.error_body(error) == {"Code": "ChunkTooLarge", "Message": "too big",
+                                           "limit_bytes": 10}
