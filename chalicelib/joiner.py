@@ -33,15 +33,15 @@ _FOLD_RETRIES = 3
 
 class Joiner:
     def __init__(self, settings: Settings, backend: Backend, strategies: list[JoinStrategy],
-                 clock: Callable[[], float] = time.time):
+                 folder: Folder, ffmpeg: Ffmpeg, clock: Callable[[], float] = time.time):
         self.settings = settings
         self.catalog = backend.catalog
         self.store = backend.store
         self.queue = backend.queue
-        self.strategies = strategies
+        self.strategies = strategies  # asked in order; the first that does not decline joins
+        self.folder = folder  # folds while the recording goes on
+        self.ffmpeg = ffmpeg  # makes the poster
         self.clock = clock
-        self.folder = Folder(self.catalog, self.store)
-        self.ffmpeg = Ffmpeg(settings.ffmpeg_binary)
 
     def run(self, video_id: int, urgent: bool = True) -> JoinOutcome:
         """Join the video's chunks as they are now; returns what happened, for the log.

@@ -45,11 +45,11 @@ def memory_backend(clock: Callable[[], float] = time.time) -> Backend:
     return Backend(MemoryCatalog(), MemoryStore(), MemoryQueue(clock))
 
 
-def join_strategies(settings: Settings, backend: Backend) -> list[JoinStrategy]:
+def join_strategies(settings: Settings, backend: Backend, folder: Folder,
+                    ffmpeg: Ffmpeg) -> list[JoinStrategy]:
     """The strategies the join job asks, in order: the first that does not decline joins."""
-    ffmpeg = Ffmpeg(settings.ffmpeg_binary)
     return [
-        SegmentJoin(Folder(backend.catalog, backend.store), backend.store, ffmpeg),  # folded WebM
+        SegmentJoin(folder, backend.store, ffmpeg),  # a WebM/Matroska stream, folded
         ChunkJoin(backend.store, ffmpeg, settings.allow_reencode),  # anything ffmpeg reads
     ]
 
@@ -57,8 +57,11 @@ def join_strategies(settings: Settings, backend: Backend) -> list[JoinStrategy]:
 def build(settings: Settings, backend: Backend | None = None,
           clock: Callable[[], float] = time.time) -> Services:
     backend = backend or aws_backend(settings)
+    ffmpeg = Ffmpeg(settings.ffmpeg_binary)
+    folder = Folder(backend.catalog, backend.store)
+    strategies = join_strategies(settings, backend, folder, ffmpeg)
     return Services(
         settings=settings, backend=backend,
         videos=VideoService(settings, backend, clock),
-        joiner=Joiner(settings, backend, join_strategies(settings, backend), clock),
+        joiner=Joiner(settings, backend, strategies, folder, ffmpeg, clock),
     )

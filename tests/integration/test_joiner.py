@@ -3,7 +3,6 @@ import pytest
 
 from chalicelib import aws
 from chalicelib.media import verify
-from chalicelib.prefetch import prefetch_in_order
 from chalicelib.settings import get_settings
 from tests.conftest import fixture_chunks
 from tests.helpers import object_bytes, queued_joins, record, status_of
@@ -85,17 +84,6 @@ def test_a_chunk_still_in_flight_defers_the_join(on_moto):
     catalog.claim_chunk(video_id, 10, None, now=10**10)  # claimed, its bytes not yet stored
     assert joiner.run(video_id) == "waiting for a chunk"
     assert status_of(service, video_id, token)["status"] == "processing"
-
-
-def test_prefetch_keeps_order_whatever_finishes_first():
-    import random
-    import time
-
-    def fetch(index):
-        time.sleep(random.random() / 100)
-        return bytes([index])
-
-    assert list(prefetch_in_order(list(range(30)), fetch, window=5)) == [bytes([i]) for i in range(30)]
 
 
 def test_a_join_waits_while_the_recording_goes_on(clocked_on_moto):
