@@ -10,7 +10,7 @@ from chalicelib import errors, responses, wiring
 from chalicelib.adapters.sqs import join_request_of
 from chalicelib.settings import get_settings
 from chalicelib.tokens import bearer_token
-from chalicelib.uploads import CHUNK_CONTENT_TYPES, chunk_from_body
+from chalicelib.uploads import CHUNK_CONTENT_TYPES, byte_range, check_digest, chunk_from_body
 from chalicelib.videos import parse_video_id
 
 app = Chalice(app_name="video-management-api")
@@ -23,8 +23,8 @@ app.register_middleware(ConvertToMiddleware(logger.inject_lambda_context))
 app.api.binary_types = sorted(set(app.api.binary_types) | (set(CHUNK_CONTENT_TYPES) - {"application/json"}))
 app.api.cors = CORSConfig(
     allow_origin="*",
-    allow_headers=["Authorization", "Content-Type", "Content-Range"],
-    expose_headers=["Location", "Retry-After"],
+    allow_headers=["Authorization", "Content-Type", "Content-Range", "Content-Digest"],
+    expose_headers=["Location", "Retry-After", "Upload-Offset"],
     max_age=600,
 )
 
@@ -34,11 +34,15 @@ ANY_CONTENT_TYPE = ["*/*"]
 HTTP_STATUS = {
     errors.InvalidVideoId: 400,
     errors.InvalidUpload: 400,
+    errors.DigestMismatch: 400,
     errors.NoChunks: 400,
     errors.MissingToken: 401,
     errors.WrongToken: 403,
     errors.VideoNotFound: 404,
+    errors.RangeConflict: 409,
+    errors.VideoFinalized: 409,
     errors.ChunkTooLarge: 413,
+    errors.InvalidRange: 416,
     errors.NotPlayable: 422,
     errors.StorageUnavailable: 503,
 }
@@ -62,7 +66,8 @@ def api_route(path: str, **options):
                 if isinstance(error, errors.StorageUnavailable):
                     logger.exception("an AWS call failed")
                 status = next(code for kind, code in HTTP_STATUS.items() if isinstance(error, kind))
-                return Response(responses.error_body(error), status_code=status)
+                return Response(responses.error_body(error), status_code=status,
+                                headers=responses.error_headers(error, get_settings()))
         return app.route(path, **options)(handle)
     return register
 
@@ -88,10 +93,15 @@ def create_video():
 @api_route("/append_video/{video_id}", methods=["POST"], content_types=CHUNK_CONTENT_TYPES)
 def append_video(video_id):
     request = app.current_request
+    headers = request.headers
     video_id = parse_video_id(video_id)
-    chunk = chunk_from_body(request.raw_body or b"", request.headers.get("content-type"),
-                            get_settings().max_chunk_bytes)
-    return responses.appended_body(services().videos.append(video_id, _token(), chunk))
+    where = byte_range(headers.get("content-range"))
+    chunk = chunk_from_body(request.raw_body or b"", headers.get("content-type"),
+                            get_settings().max_chunk_bytes, headers.get("content-length"))
+    check_digest(chunk, headers.get("content-digest"))
+    appended = services().videos.append(video_id, _token(), chunk, where)
+    return Response(responses.appended_body(appended),
+                    headers={"Upload-Offset": str(appended.committed_bytes)})
 
 
 @api_route("/get_video/{video_id}", methods=["GET"], content_types=ANY_CONTENT_TYPE)
@@ -108,6 +118,11 @@ def get_video(video_id):
 @api_route("/videos/{video_id}", methods=["GET"], content_types=ANY_CONTENT_TYPE)
 def video_status(video_id):
     return responses.video_body(services().videos.status(parse_video_id(video_id), _token()))
+
+
+@api_route("/videos/{video_id}/finalize", methods=["POST"], content_types=CHUNK_CONTENT_TYPES)
+def finalize_video(video_id):
+    return responses.video_body(services().videos.finalize(parse_video_id(video_id), _token()))
 
 
 @app.on_sqs_message(queue=get_settings().job_queue_name, batch_size=1)

@@ -3,6 +3,17 @@ the client-facing ones (VideoError) to HTTP status codes. The adapters raise the
 a botocore exception, so nothing above them knows which cloud answered."""
 
 
+# A value a client sent is echoed in an error at most this long: enough to recognise it.
+_SHOWN_CHARACTERS = 40
+
+
+def shown(value: str) -> str:
+    """A client's value as an error message quotes it: cut short, so a 10 KB id is not
+    sent back whole."""
+    text = repr(value)
+    return text if len(text) <= _SHOWN_CHARACTERS else text[:_SHOWN_CHARACTERS] + "...'"
+
+
 class VideoError(Exception):
     """Base of every error a client can cause or must be told about."""
 
@@ -44,6 +55,27 @@ class NoChunks(VideoError):
     code = "NoChunks"
 
 
+class InvalidRange(VideoError):
+    """A Content-Range header that does not parse."""
+
+    code = "InvalidRange"
+
+
+class RangeConflict(VideoError):
+    """The chunk does not start where the recording ends, or its bytes differ from the chunk
+    committed at that range. The details say where the recording ends (committed_bytes)."""
+
+    code = "RangeConflict"
+
+
+class DigestMismatch(VideoError):
+    code = "DigestMismatch"
+
+
+class VideoFinalized(VideoError):
+    code = "VideoFinalized"
+
+
 class NotPlayable(VideoError):
     """The stored chunks do not make a playable video; they stay stored."""
 
@@ -60,7 +92,12 @@ class StorageUnavailable(VideoError):
 # --- inside the service: never reach a client ---------------------------------------
 
 class ConditionFailed(Exception):
-    """A catalog record is missing, or not in the state a conditional write required."""
+    """A catalog record is missing, or not in the state a conditional write required.
+    `current` is the record as the write found it, where the write reports it."""
+
+    def __init__(self, video_id: int, current=None):
+        super().__init__(video_id)
+        self.current = current
 
 
 class ChunkMissing(Exception):

@@ -84,6 +84,20 @@ class Video:
     segment_count: int = 0  # segments folded from the chunks so far (chalicelib.media.fold)
     segmented_bytes: int = 0  # chunk bytes those segments (and the stream's head) hold
     segments_off: str | None = None  # why this video cannot be folded, when it cannot
+    # The last chunk claimed, to know its retry: the same bytes again are not a new chunk.
+    last_chunk_size: int | None = None
+    last_chunk_digest: str | None = None  # SHA-256, hex
+    finalized_at: float | None = None  # no more appends; joined at once
+
+    @property
+    def committed_bytes(self) -> int:
+        """Where the next chunk starts in the recording's byte stream."""
+        return self.byte_count
+
+    def is_retry_of_last_chunk(self, size: int, digest: str, first: int | None) -> bool:
+        """The chunk claimed last, sent again (at the same offset, when one is given)."""
+        return (self.chunk_count > 0 and (self.last_chunk_size, self.last_chunk_digest) == (size, digest)
+                and (first is None or first == self.byte_count - size))
 
     def stored_chunk_indices(self) -> list[int]:
         return [i for i in range(self.chunk_count) if i not in self.lost_chunks]

@@ -23,11 +23,25 @@ class Catalog(Protocol):
 
     def get(self, video_id: int) -> Video | None: ...
 
-    def claim_chunk(self, video_id: int, size: int, token_hash: str | None,
-                    now: float) -> tuple[int, float | None]:
-        """Reserve the next chunk index, count its bytes and note that a join is wanted.
-        Returns the index and when a join was already requested (None if none was).
-        ConditionFailed when the video does not exist or its token hash differs."""
+    def claim_chunk(self, video_id: int, size: int, digest: str, token_hash: str | None,
+                    now: float, first: int | None = None) -> Video:
+        """Reserve the next chunk index for `size` bytes with this SHA-256, count them,
+        remember the chunk as the last one and note that a join is wanted. Returns the record
+        as it was before: its chunk_count is the new chunk's index, its byte_count where the
+        chunk starts. A retry of this very write finds the condition false, so one append
+        never claims twice.
+        ConditionFailed, carrying the record as it is (None when there is no video), when
+        the token hash differs, the video is finalized, `first` is given and is not where
+        the recording ends, or `first` is not given and the chunk is the last one again."""
+
+    def unclaim_chunk(self, video_id: int, before: Video, digest: str) -> bool:
+        """Undo the claim that found the record `before` (the chunk could not be stored): its
+        counts, times and join request are as they were, unless another chunk was claimed
+        since; False then."""
+
+    def finalize(self, video_id: int, now: float) -> Video:
+        """No more appends (the first finalize counts). Returns the record after.
+        ConditionFailed when there is no video."""
 
     def release_chunk(self, video_id: int, index: int, size: int) -> None:
         """Mark a claimed index as never stored (its upload failed), so joins skip it."""

@@ -1,7 +1,7 @@
 """The API's JSON bodies, shaped in one place from what the use cases return."""
 import time
 
-from chalicelib.errors import VideoError
+from chalicelib.errors import StorageUnavailable, VideoError
 from chalicelib.models import Status
 from chalicelib.videos import Appended, Created, VideoView
 
@@ -15,6 +15,9 @@ def video_body(view: VideoView) -> dict:
     body = {
         "video_id": video.video_id, "status": view.status.value,
         "chunk_count": len(video.stored_chunk_indices()), "bytes": video.byte_count,
+        # Where a client that lost track resumes: the next chunk's first byte and index.
+        "committed_bytes": video.committed_bytes, "next_chunk_index": video.chunk_count,
+        "finalized": video.finalized_at is not None,
         "created_at": _iso(video.created_at), "updated_at": _iso(video.updated_at),
     }
     if video.compiled_chunks is not None:
@@ -35,7 +38,7 @@ def appended_body(appended: Appended) -> dict:
     # The messages are the contract the first clients were written against.
     return {"message": FIRST_CHUNK_MESSAGE if appended.chunk_index == 0 else LATER_CHUNK_MESSAGE,
             "video_id": appended.video_id, "chunk_index": appended.chunk_index,
-            "bytes_received": appended.chunk_bytes}
+            "bytes_received": appended.chunk_bytes, "committed_bytes": appended.committed_bytes}
 
 
 def processing_body(retry_after_seconds: int) -> dict:
@@ -48,6 +51,16 @@ def playback_body(url: str, content_type: str | None) -> dict:
 
 def error_body(error: VideoError) -> dict:
     return {"Code": error.code, "Message": error.message, **error.details}
+
+
+def error_headers(error: VideoError, settings) -> dict:
+    """Where to resume after a conflict (as tus's Upload-Offset); when to retry an outage."""
+    headers = {}
+    if "committed_bytes" in error.details:
+        headers["Upload-Offset"] = str(error.details["committed_bytes"])
+    if isinstance(error, StorageUnavailable):
+        headers["Retry-After"] = str(settings.retry_after_seconds)
+    return headers
 
 
 def _iso(moment: float) -> str:

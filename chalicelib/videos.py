@@ -3,6 +3,7 @@
 Knows nothing of HTTP: it takes ids, tokens and bytes, returns plain results and raises the
 errors of `chalicelib.errors`; `chalicelib.responses` shapes the results into JSON.
 """
+import hashlib
 import re
 import time
 from dataclasses import dataclass
@@ -16,12 +17,16 @@ from chalicelib.errors import (
     InvalidVideoId,
     NoChunks,
     NotPlayable,
+    RangeConflict,
     StorageUnavailable,
+    VideoFinalized,
     VideoNotFound,
+    shown,
 )
 from chalicelib.models import Status, Video
 from chalicelib.ports import Backend
 from chalicelib.settings import Settings
+from chalicelib.uploads import ByteRange
 
 logger = Logger(child=True)
 
@@ -35,7 +40,7 @@ _VIDEO_ID = re.compile(r"[1-9][0-9]{0,14}")  # ids are counted from 1; 15 digits
 
 def parse_video_id(raw: str) -> int:
     if not _VIDEO_ID.fullmatch(raw or ""):
-        raise InvalidVideoId(f"{raw!r} is not a video id: ids are whole numbers from 1 up")
+        raise InvalidVideoId(f"{shown(raw)} is not a video id: ids are whole numbers from 1 up")
     return int(raw)
 
 
@@ -58,6 +63,8 @@ class Appended:
     video_id: int
     chunk_index: int
     chunk_bytes: int
+    committed_bytes: int  # where the recording ends now: the next chunk's first byte
+    retry: bool = False  # the chunk was committed already; nothing was stored twice
 
 
 @dataclass(frozen=True)
@@ -81,27 +88,70 @@ class VideoService:
         video = self.catalog.create(tokens.token_hash(token), self.clock())
         return Created(self._view(video), token)
 
-    def append(self, video_id: int, token: str | None, chunk: bytes) -> Appended:
-        """Store one chunk: one conditional DynamoDB write, one S3 write; never reads
-        earlier chunks, so its cost does not grow with the video."""
+    def append(self, video_id: int, token: str | None, chunk: bytes,
+               where: ByteRange | None = None) -> Appended:
+        """Store one chunk exactly once: one conditional DynamoDB write, one S3 write; never
+        reads earlier chunks, so its cost does not grow with the video.
+
+        With `where` (Content-Range) the chunk must start where the recording ends; without,
+        it goes at the end. Either way the chunk committed last, sent again (a retry after a
+        lost answer), is answered as before and not stored twice."""
         expected_hash = self._required_token_hash(token)
+        digest = hashlib.sha256(chunk).hexdigest()
+        if where is not None and where.size != len(chunk):
+            self._conflict(self._authorized(video_id, token),
+                           f"the body holds {len(chunk)} bytes but Content-Range names {where.size}")
         now = self.clock()
         try:
-            index, join_requested_at = self.catalog.claim_chunk(
-                video_id, len(chunk), expected_hash, now)
-        except ConditionFailed:
-            self._authorized(video_id, token)  # raises the reason: unknown video or wrong token
-            raise
+            before = self.catalog.claim_chunk(video_id, len(chunk), digest, expected_hash, now,
+                                              first=where.first if where else None)
+        except ConditionFailed as failed:
+            current = self._found(video_id, token, failed.current)
+            if current.is_retry_of_last_chunk(len(chunk), digest, where.first if where else None):
+                # Stored again: the first attempt's write may be the one that failed.
+                self.store.put_chunk(video_id, current.chunk_count - 1, chunk)
+                return Appended(video_id, current.chunk_count - 1, len(chunk),
+                                current.committed_bytes, retry=True)
+            if current.finalized_at is not None:
+                raise VideoFinalized("this video is finalized: it takes no more chunks",
+                                     committed_bytes=current.committed_bytes)
+            self._conflict(current, f"the chunk starts at byte {where.first}")
+        index = before.chunk_count
         try:
             self.store.put_chunk(video_id, index, chunk)
-        except Exception:
-            self.catalog.release_chunk(video_id, index, len(chunk))
+        except StorageUnavailable:
+            if not self.catalog.unclaim_chunk(video_id, before, digest):
+                self.catalog.release_chunk(video_id, index, len(chunk))  # skipped by joins
             raise
-        if join_requested_at is None:
+        self._after_append(video_id, before.join_requested_at, now, where)
+        return Appended(video_id, index, len(chunk), before.committed_bytes + len(chunk))
+
+    def finalize(self, video_id: int, token: str | None) -> VideoView:
+        """No more chunks: the video is joined now, not after the recording pauses."""
+        self._authorized(video_id, token)
+        return self._view(self._finalize(video_id))
+
+    def _finalize(self, video_id: int) -> Video:
+        now = self.clock()
+        video = self.catalog.finalize(video_id, now)
+        if video.needs_join():
+            self._schedule_join(video_id, now, delay_seconds=0, urgent=True,
+                                stall_seconds=URGENT_JOIN_LOST_SECONDS)
+        return video
+
+    def _after_append(self, video_id: int, join_requested_at: float | None, now: float,
+                      where: ByteRange | None) -> None:
+        if where is not None and where.total == where.last + 1:
+            self._finalize(video_id)  # the last byte of a recording of known length
+        elif join_requested_at is None:
             self._enqueue_join(video_id, self.settings.join_delay_seconds)
         elif now - join_requested_at >= self.settings.join_stall_seconds:
             self._schedule_join(video_id, now, self.settings.join_delay_seconds)
-        return Appended(video_id=video_id, chunk_index=index, chunk_bytes=len(chunk))
+
+    @staticmethod
+    def _conflict(video: Video, what: str) -> None:
+        raise RangeConflict(f"{what}, and the recording ends at byte {video.committed_bytes}: "
+                            "send the chunk that starts there", committed_bytes=video.committed_bytes)
 
     def playback(self, video_id: int, token: str | None) -> Playback:
         video = self._authorized(video_id, token)
@@ -147,8 +197,12 @@ class VideoService:
         return tokens.required_hash(token) if self.settings.tokens_required else None
 
     def _authorized(self, video_id: int, token: str | None) -> Video:
-        expected_hash = self._required_token_hash(token)  # a missing token is a 401 first
-        video = self.catalog.get(video_id)
+        return self._found(video_id, token, self.catalog.get(video_id))
+
+    def _found(self, video_id: int, token: str | None, video: Video | None) -> Video:
+        """The video, if there is one and the token is its own (a missing token is a 401
+        before anything else)."""
+        expected_hash = self._required_token_hash(token)
         if video is None:
             raise VideoNotFound(f"there is no video {video_id}")
         if expected_hash is not None:

@@ -9,6 +9,7 @@ from decimal import Decimal
 from typing import Any, Callable
 
 from boto3.dynamodb.conditions import Attr
+from boto3.dynamodb.types import TypeDeserializer
 from botocore.exceptions import ClientError
 
 from chalicelib import aws
@@ -57,7 +58,18 @@ def _video(item: dict) -> Video:
         failed_chunks=item.get("failed_chunks"), error=item.get("error"),
         segment_count=item.get("segment_count", 0), segmented_bytes=item.get("segmented_bytes", 0),
         segments_off=item.get("segments_off"),
+        last_chunk_size=item.get("last_chunk_size"), last_chunk_digest=item.get("last_chunk_digest"),
+        finalized_at=item.get("finalized_at"),
     )
+
+
+def _current(error: ClientError) -> Video | None:
+    """The record a failed conditional write found (ReturnValuesOnConditionCheckFailure)."""
+    item = error.response.get("Item")
+    if not item:
+        return None
+    deserializer = TypeDeserializer()
+    return _video({name: deserializer.deserialize(value) for name, value in item.items()})
 
 
 class DynamoCatalog:
@@ -78,7 +90,7 @@ class DynamoCatalog:
                 return self.table.update_item(Key={"video_id": video_id}, **kwargs)
             except ClientError as error:
                 if aws.error_code(error) == "ConditionalCheckFailedException":
-                    raise ConditionFailed(video_id) from error
+                    raise ConditionFailed(video_id, _current(error)) from error
                 raise
 
     def create(self, token_hash: str, now: float) -> Video:
@@ -99,22 +111,53 @@ class DynamoCatalog:
             item = self.table.get_item(Key={"video_id": video_id}, ConsistentRead=True).get("Item")
         return None if item is None else _video(item)
 
-    def claim_chunk(self, video_id: int, size: int, token_hash: str | None,
-                    now: float) -> tuple[int, float | None]:
-        condition = Attr("video_id").exists() & Attr("chunk_count").exists()
+    def claim_chunk(self, video_id: int, size: int, digest: str, token_hash: str | None,
+                    now: float, first: int | None = None) -> Video:
+        condition = Attr("video_id").exists() & Attr("finalized_at").not_exists()
         if token_hash is not None:
             condition = condition & Attr("token_hash").eq(token_hash)
+        if first is not None:
+            condition = condition & Attr("byte_count").eq(first)
+        else:
+            condition = condition & ~(Attr("last_chunk_digest").eq(digest)
+                                      & Attr("last_chunk_size").eq(size))
         result = self._update(
             video_id, condition,
             UpdateExpression=("SET chunk_count = chunk_count + :one, byte_count = byte_count + :size, "
-                              "updated_at = :now, "
+                              "updated_at = :now, last_chunk_size = :size, last_chunk_digest = :digest, "
                               "join_requested_at = if_not_exists(join_requested_at, :now)"),
-            ExpressionAttributeValues={":one": 1, ":size": size, ":now": _dynamo(now)},
+            ExpressionAttributeValues={":one": 1, ":size": size, ":digest": digest,
+                                       ":now": _dynamo(now)},
             # The whole old item (under 1 KB): UPDATED_OLD may leave out an attribute that
             # if_not_exists did not change, which is exactly the one this needs.
-            ReturnValues="ALL_OLD")
-        old = _plain(result["Attributes"])
-        return old["chunk_count"], old.get("join_requested_at")
+            ReturnValues="ALL_OLD", ReturnValuesOnConditionCheckFailure="ALL_OLD")
+        return _video(result["Attributes"])
+
+    def unclaim_chunk(self, video_id: int, before: Video, digest: str) -> bool:
+        restored = {"chunk_count": before.chunk_count, "byte_count": before.byte_count,
+                    "updated_at": _dynamo(before.updated_at),
+                    "last_chunk_size": before.last_chunk_size,
+                    "last_chunk_digest": before.last_chunk_digest,
+                    "join_requested_at": _dynamo(before.join_requested_at)}
+        kept = {name: value for name, value in restored.items() if value is not None}
+        expression = "SET " + ", ".join(f"{name} = :{name}" for name in kept)
+        removed = [name for name, value in restored.items() if value is None]
+        if removed:
+            expression += " REMOVE " + ", ".join(removed)
+        unchanged = (Attr("chunk_count").eq(before.chunk_count + 1)
+                     & Attr("last_chunk_digest").eq(digest))
+        try:
+            self._update(video_id, unchanged, UpdateExpression=expression,
+                         ExpressionAttributeValues={f":{name}": value for name, value in kept.items()})
+        except ConditionFailed:
+            return False
+        return True
+
+    def finalize(self, video_id: int, now: float) -> Video:
+        result = self._update(video_id, Attr("video_id").exists(),
+                              UpdateExpression="SET finalized_at = if_not_exists(finalized_at, :now)",
+                              ExpressionAttributeValues={":now": _dynamo(now)}, ReturnValues="ALL_NEW")
+        return _video(result["Attributes"])
 
     def release_chunk(self, video_id: int, index: int, size: int) -> None:
         self._update(video_id, UpdateExpression="ADD lost_chunks :index, byte_count :minus",

@@ -26,7 +26,7 @@ class MemoryCatalog:
         """Replace fields of a record when `applies` holds; returns the record before."""
         video = self._videos.get(video_id)
         if video is None or not applies(video):
-            raise ConditionFailed(video_id)
+            raise ConditionFailed(video_id, video)
         self._videos[video_id] = dataclasses.replace(video, **changes)
         return video
 
@@ -42,16 +42,44 @@ class MemoryCatalog:
         with self._lock:
             return self._videos.get(video_id)
 
-    def claim_chunk(self, video_id: int, size: int, token_hash: str | None,
-                    now: float) -> tuple[int, float | None]:
+    def claim_chunk(self, video_id: int, size: int, digest: str, token_hash: str | None,
+                    now: float, first: int | None = None) -> Video:
+        def claimable(video: Video) -> bool:
+            if token_hash not in (None, video.token_hash) or video.finalized_at is not None:
+                return False
+            if first is not None:
+                return video.byte_count == first
+            return (video.last_chunk_digest, video.last_chunk_size) != (digest, size)
+
         with self._lock:
             video = self._videos.get(video_id)
-            if video is None or token_hash not in (None, video.token_hash):
-                raise ConditionFailed(video_id)
-            self._change(video_id, chunk_count=video.chunk_count + 1,
-                         byte_count=video.byte_count + size, updated_at=now,
-                         join_requested_at=video.join_requested_at or now)
-            return video.chunk_count, video.join_requested_at
+            if video is None or not claimable(video):
+                raise ConditionFailed(video_id, video)
+            return self._change(video_id, chunk_count=video.chunk_count + 1,
+                                byte_count=video.byte_count + size, updated_at=now,
+                                last_chunk_size=size, last_chunk_digest=digest,
+                                join_requested_at=video.join_requested_at or now)
+
+    def unclaim_chunk(self, video_id: int, before: Video, digest: str) -> bool:
+        def unchanged(video: Video) -> bool:
+            return video.chunk_count == before.chunk_count + 1 and video.last_chunk_digest == digest
+
+        with self._lock:
+            try:
+                self._change(video_id, unchanged, chunk_count=before.chunk_count,
+                             byte_count=before.byte_count, updated_at=before.updated_at,
+                             last_chunk_size=before.last_chunk_size,
+                             last_chunk_digest=before.last_chunk_digest,
+                             join_requested_at=before.join_requested_at)
+            except ConditionFailed:
+                return False
+            return True
+
+    def finalize(self, video_id: int, now: float) -> Video:
+        with self._lock:
+            video = self._videos.get(video_id)
+            self._change(video_id, finalized_at=video.finalized_at if video and video.finalized_at else now)
+            return self._videos[video_id]
 
     def release_chunk(self, video_id: int, index: int, size: int) -> None:
         with self._lock:

@@ -297,7 +297,7 @@ def test_chunks_that_are_not_a_video_fail_with_422_and_stay_stored(client):
                                Key=f"videos/{video_id}/chunks/000000.chunk")["Body"].read()
 
 
-def test_a_storage_failure_is_503_and_the_slot_is_not_joined(client, monkeypatch):
+def test_a_storage_failure_is_503_and_leaves_the_record_as_it_was(client, monkeypatch):
     from botocore.exceptions import EndpointConnectionError
 
     class UnreachableS3:
@@ -314,12 +314,15 @@ def test_a_storage_failure_is_503_and_the_slot_is_not_joined(client, monkeypatch
     assert body(failed)["Code"] == "StorageUnavailable"
     # The client learns what failed, not where: no endpoint, no object key.
     assert "internal.example" not in failed.body.decode() and "chunks/" not in failed.body.decode()
-    for chunk in chunks[1:]:  # the client retries the same chunk, then goes on
-        assert append(client, video_id, chunk, auth).status_code == 200
+    assert failed.headers["Retry-After"] == "2"
+    status = body(client.http.get(f"/videos/{video_id}", headers=auth))
+    assert (status["next_chunk_index"], status["committed_bytes"]) == (1, len(chunks[0]))
+    for index, chunk in enumerate(chunks[1:], start=1):  # the retry, then the rest
+        assert body(append(client, video_id, chunk, auth))["chunk_index"] == index
     run_queued_joins(app_module)
     status = body(client.http.get(f"/videos/{video_id}", headers=auth))
     assert status["status"] == "ready"
-    assert status["chunk_count"] == 6  # the lost slot 1 is skipped, the retry joined instead
+    assert status["chunk_count"] == 6
     assert status["bytes"] == sum(map(len, chunks))
     assert status["duration"] == pytest.approx(3.0, abs=0.1)
 

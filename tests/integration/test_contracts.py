@@ -1,6 +1,7 @@
 """The contract of the three ports (chalicelib.ports), held against both implementations:
 the in-memory twins the unit tests run on, and the AWS adapters on moto. A fake that
 drifts from what DynamoDB, S3 or SQS do fails here first."""
+import itertools
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -35,6 +36,18 @@ def concurrent_catalog(request):
     return wiring.memory_backend().catalog
 
 
+_digests = itertools.count()
+
+
+def claim(catalog, video_id: int, size: int, token_hash: str | None, now: float,
+          digest: str | None = None, first: int | None = None) -> tuple[int, float | None]:
+    """claim_chunk for a chunk of its own (a digest no other claim has), as
+    (its index, when a join was requested before it)."""
+    digest = digest or f"{next(_digests):064x}"
+    before = catalog.claim_chunk(video_id, size, digest, token_hash, now, first=first)
+    return before.chunk_count, before.join_requested_at
+
+
 def read_object(backend, key: str) -> bytes | None:
     if isinstance(backend.store, MemoryStore):
         return backend.store.objects.get(key)
@@ -66,7 +79,7 @@ def test_concurrent_claims_get_distinct_indices(concurrent_catalog):
     video = concurrent_catalog.create("h", 1.0)
     with ThreadPoolExecutor(8) as pool:
         claims = list(pool.map(
-            lambda _: concurrent_catalog.claim_chunk(video.video_id, 10, "h", 1.0)[0], range(30)))
+            lambda _: claim(concurrent_catalog, video.video_id, 10, "h", 1.0)[0], range(30)))
     assert sorted(claims) == list(range(30))
     stored = concurrent_catalog.get(video.video_id)
     assert (stored.chunk_count, stored.byte_count) == (30, 300)
@@ -75,10 +88,12 @@ def test_concurrent_claims_get_distinct_indices(concurrent_catalog):
 def test_a_claim_with_the_wrong_hash_or_for_no_video_changes_nothing(backend):
     catalog = backend.catalog
     video = catalog.create("right", 1.0)
-    with pytest.raises(ConditionFailed):
-        catalog.claim_chunk(video.video_id, 10, "wrong", 2.0)
-    with pytest.raises(ConditionFailed):
-        catalog.claim_chunk(12345, 10, None, 2.0)
+    with pytest.raises(ConditionFailed) as wrong:
+        claim(catalog, video.video_id, 10, "wrong", 2.0)
+    assert wrong.value.current == video  # the record as the write found it
+    with pytest.raises(ConditionFailed) as missing:
+        claim(catalog, 12345, 10, None, 2.0)
+    assert missing.value.current is None
     assert catalog.get(video.video_id) == video
     assert catalog.get(12345) is None
 
@@ -86,8 +101,8 @@ def test_a_claim_with_the_wrong_hash_or_for_no_video_changes_nothing(backend):
 def test_the_first_claim_requests_a_join_and_later_ones_see_it_pending(backend):
     catalog = backend.catalog
     video = catalog.create("h", 1.0)
-    assert catalog.claim_chunk(video.video_id, 1, None, 100.0) == (0, None)
-    assert catalog.claim_chunk(video.video_id, 1, None, 101.0) == (1, 100.0)
+    assert claim(catalog, video.video_id, 1, None, 100.0) == (0, None)
+    assert claim(catalog, video.video_id, 1, None, 101.0) == (1, 100.0)
     assert catalog.get(video.video_id).updated_at == 101.0
     assert catalog.request_join(video.video_id, 102.0, stall_seconds=60) is False
     assert catalog.request_join(video.video_id, 161.0, stall_seconds=60) is True  # stalled
@@ -102,12 +117,12 @@ def test_the_first_claim_requests_a_join_and_later_ones_see_it_pending(backend):
 def test_a_started_join_takes_the_requests_and_the_next_claim_asks_again(backend):
     catalog = backend.catalog
     video = catalog.create("h", 1.0)
-    catalog.claim_chunk(video.video_id, 1, None, 100.0)
+    claim(catalog, video.video_id, 1, None, 100.0)
     catalog.request_join(video.video_id, 100.5, 60, urgent=True)
     started = catalog.start_join(video.video_id, 101.0)
     assert (started.join_requested_at, started.join_urgent_at) == (None, None)
     assert (started.join_started_at, started.joining_chunks) == (101.0, 1)
-    assert catalog.claim_chunk(video.video_id, 1, None, 102.0) == (1, None)
+    assert claim(catalog, video.video_id, 1, None, 102.0) == (1, None)
     catalog.end_join(video.video_id)
     ended = catalog.get(video.video_id)
     assert (ended.join_started_at, ended.joining_chunks) == (None, None)
@@ -119,7 +134,7 @@ def test_an_older_join_never_replaces_a_newer_result(backend):
     catalog = backend.catalog
     video = catalog.create("h", 1.0)
     for _ in range(4):
-        catalog.claim_chunk(video.video_id, 1, None, 1.0)
+        claim(catalog, video.video_id, 1, None, 1.0)
     assert catalog.finish_join(video.video_id, 3, "k3", "p3", MEDIA) == []
     with pytest.raises(ConditionFailed):
         catalog.finish_join(video.video_id, 2, "k2", None, MEDIA)
@@ -136,12 +151,12 @@ def test_an_older_join_never_replaces_a_newer_result(backend):
 def test_a_failure_is_recorded_and_a_later_result_clears_it(backend):
     catalog = backend.catalog
     video = catalog.create("h", 1.0)
-    catalog.claim_chunk(video.video_id, 1, None, 1.0)
+    claim(catalog, video.video_id, 1, None, 1.0)
     catalog.start_join(video.video_id, 2.0)
     catalog.fail_join(video.video_id, 1, "bad bytes")
     failed = catalog.get(video.video_id)
     assert (failed.failed_chunks, failed.error, failed.join_started_at) == (1, "bad bytes", None)
-    catalog.claim_chunk(video.video_id, 1, None, 3.0)
+    claim(catalog, video.video_id, 1, None, 3.0)
     catalog.finish_join(video.video_id, 2, "k2", None, MEDIA)
     joined = catalog.get(video.video_id)
     assert (joined.failed_chunks, joined.error, joined.compiled_chunks) == (None, None, 2)
@@ -151,7 +166,7 @@ def test_a_released_chunk_is_counted_lost(backend):
     catalog = backend.catalog
     video = catalog.create("h", 1.0)
     for _ in range(3):
-        catalog.claim_chunk(video.video_id, 10, None, 1.0)
+        claim(catalog, video.video_id, 10, None, 1.0)
     catalog.release_chunk(video.video_id, 1, 10)
     stored = catalog.get(video.video_id)
     assert stored.lost_chunks == frozenset({1})
@@ -174,6 +189,63 @@ def test_segments_are_committed_in_order_once_each_until_folding_stops(backend):
     with pytest.raises(ConditionFailed):
         catalog.commit_segment(video.video_id, 3, 300)
     assert catalog.get(video.video_id).segments_off == "chunk 3 starts another file"
+
+
+def test_a_claim_remembers_the_chunk_and_its_retry_finds_the_record_moved_on(backend):
+    catalog = backend.catalog
+    video = catalog.create("h", 1.0)
+    before = catalog.claim_chunk(video.video_id, 10, "d1", "h", 2.0)
+    assert (before.chunk_count, before.byte_count, before.last_chunk_digest) == (0, 0, None)
+    with pytest.raises(ConditionFailed) as again:  # the same write again: an SDK retry
+        catalog.claim_chunk(video.video_id, 10, "d1", "h", 2.5)
+    current = again.value.current
+    assert (current.chunk_count, current.byte_count) == (1, 10)
+    assert (current.last_chunk_size, current.last_chunk_digest) == (10, "d1")
+    catalog.claim_chunk(video.video_id, 10, "d2", "h", 3.0)  # the same size, other bytes
+    assert catalog.get(video.video_id).chunk_count == 2
+
+
+def test_a_claim_at_a_byte_offset_holds_only_where_the_recording_ends(backend):
+    catalog = backend.catalog
+    video = catalog.create("h", 1.0)
+    catalog.claim_chunk(video.video_id, 10, "d1", None, 2.0, first=0)
+    with pytest.raises(ConditionFailed) as gap:
+        catalog.claim_chunk(video.video_id, 5, "d2", None, 2.0, first=15)
+    assert gap.value.current.byte_count == 10
+    with pytest.raises(ConditionFailed):
+        catalog.claim_chunk(video.video_id, 10, "d1", None, 2.0, first=0)  # the retry
+    before = catalog.claim_chunk(video.video_id, 5, "d2", None, 3.0, first=10)
+    assert (before.chunk_count, before.byte_count) == (1, 10)
+    assert catalog.get(video.video_id).byte_count == 15
+
+
+def test_a_claim_is_undone_only_while_nothing_was_claimed_after_it(backend):
+    catalog = backend.catalog
+    video = catalog.create("h", 1.0)
+    first = catalog.claim_chunk(video.video_id, 10, "d1", None, 2.0)
+    second = catalog.claim_chunk(video.video_id, 7, "d2", None, 3.0)
+    assert catalog.unclaim_chunk(video.video_id, second, "d2") is True
+    restored = catalog.get(video.video_id)
+    assert (restored.chunk_count, restored.byte_count) == (1, 10)
+    assert (restored.last_chunk_size, restored.last_chunk_digest) == (10, "d1")
+    assert catalog.unclaim_chunk(video.video_id, second, "d2") is False  # done already
+    catalog.claim_chunk(video.video_id, 7, "d3", None, 4.0)
+    assert catalog.unclaim_chunk(video.video_id, first, "d1") is False  # d3 came after it
+    assert catalog.get(video.video_id).chunk_count == 2
+    assert catalog.unclaim_chunk(video.video_id, catalog.get(video.video_id), "d3") is False
+
+
+def test_a_finalized_video_takes_no_claim(backend):
+    catalog = backend.catalog
+    video = catalog.create("h", 1.0)
+    catalog.claim_chunk(video.video_id, 10, "d1", None, 2.0)
+    assert catalog.finalize(video.video_id, 3.0).finalized_at == 3.0
+    assert catalog.finalize(video.video_id, 4.0).finalized_at == 3.0  # the first counts
+    with pytest.raises(ConditionFailed) as refused:
+        catalog.claim_chunk(video.video_id, 5, "d2", None, 5.0)
+    assert refused.value.current.finalized_at == 3.0
+    with pytest.raises(ConditionFailed):
+        catalog.finalize(999, 1.0)
 
 
 # --- object store ----------------------------------------------------------------------

@@ -81,7 +81,7 @@ def test_a_chunk_still_in_flight_defers_the_join(on_moto):
     services = on_moto
     service, joiner, catalog = services.videos, services.joiner, services.backend.catalog
     video_id, token = record(services, fixture_chunks()[:2])
-    catalog.claim_chunk(video_id, 10, None, now=10**10)  # claimed, its bytes not yet stored
+    catalog.claim_chunk(video_id, 10, "in flight", None, now=10**10)  # claimed, its bytes not yet stored
     assert joiner.run(video_id) == "waiting for a chunk"
     assert status_of(service, video_id, token)["status"] == "processing"
 

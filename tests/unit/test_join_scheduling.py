@@ -47,7 +47,7 @@ def test_no_second_join_of_the_same_chunks_while_one_runs(clocked):
 def test_a_chunk_still_in_flight_defers_the_join_and_asks_again(clocked):
     video_id, token = record(clocked, fixture_chunks()[:2])
     catalog, queue, clock = clocked.backend.catalog, clocked.backend.queue, clocked.videos.clock
-    catalog.claim_chunk(video_id, 10, None, clock.now)  # claimed, its bytes not yet stored
+    catalog.claim_chunk(video_id, 10, "in flight", None, clock.now)  # claimed, its bytes not yet stored
     assert clocked.joiner.run(video_id) is JoinOutcome.WAITING_FOR_CHUNK
     video = catalog.get(video_id)
     assert video.join_started_at is None and video.lost_chunks == frozenset()
@@ -59,7 +59,7 @@ def test_a_chunk_still_in_flight_defers_the_join_and_asks_again(clocked):
 def test_a_chunk_claimed_long_ago_and_never_stored_is_given_up(clocked):
     video_id, _ = record(clocked, fixture_chunks()[:2])
     catalog, clock = clocked.backend.catalog, clocked.videos.clock
-    catalog.claim_chunk(video_id, 10, None, clock.now)
+    catalog.claim_chunk(video_id, 10, "in flight", None, clock.now)
     clock.now += LOST_CHUNK_SECONDS + 1
     assert clocked.joiner.run(video_id) is JoinOutcome.WAITING_FOR_CHUNK
     assert catalog.get(video_id).lost_chunks == frozenset({2})

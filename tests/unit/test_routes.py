@@ -57,8 +57,10 @@ def test_the_first_append_is_added_and_later_ones_appended_and_joined(client):
     first, second = append(client, video_id, chunks[0], auth), append(client, video_id, chunks[1], auth)
     assert (first.status_code, second.status_code) == (200, 200)
     assert body(first) == {"message": "Video added successfully", "video_id": video_id,
-                           "chunk_index": 0, "bytes_received": len(chunks[0])}
+                           "chunk_index": 0, "bytes_received": len(chunks[0]),
+                           "committed_bytes": len(chunks[0])}
     assert body(second)["message"] == "Video appended and joined successfully"
+    assert second.headers["Upload-Offset"] == str(len(chunks[0]) + len(chunks[1]))
 
 
 def test_get_answers_202_with_retry_after_while_the_video_is_joined(client):
@@ -117,3 +119,59 @@ def test_the_error_body_carries_the_details(client):
     error = ChunkTooLarge("too big", limit_bytes=10)
     assert responses.error_body(error) == {"Code": "ChunkTooLarge", "Message": "too big",
                                            "limit_bytes": 10}
+
+
+def test_a_conflicting_range_is_409_with_the_offset_to_resume_from(client):
+    video_id, auth = create(client)
+    chunk = fixture_chunks()[0]
+    ok = client.http.post(f"/append_video/{video_id}", body=chunk, headers={
+        **auth, "Content-Type": "video/webm", "Content-Range": f"bytes 0-{len(chunk) - 1}/*"})
+    assert ok.status_code == 200 and ok.headers["Upload-Offset"] == str(len(chunk))
+    gap = client.http.post(f"/append_video/{video_id}", body=b"x" * 10, headers={
+        **auth, "Content-Type": "video/webm", "Content-Range": f"bytes {len(chunk) + 5}-{len(chunk) + 14}/*"})
+    assert gap.status_code == 409
+    assert gap.headers["Upload-Offset"] == str(len(chunk))
+    assert body(gap)["Code"] == "RangeConflict" and body(gap)["committed_bytes"] == len(chunk)
+
+
+def test_a_malformed_range_is_416_and_a_wrong_digest_400_and_nothing_is_stored(client, services):
+    video_id, auth = create(client)
+    bad_range = client.http.post(f"/append_video/{video_id}", body=b"x", headers={
+        **auth, "Content-Type": "video/webm", "Content-Range": "bytes=0-0"})
+    assert (bad_range.status_code, body(bad_range)["Code"]) == (416, "InvalidRange")
+    bad_digest = client.http.post(f"/append_video/{video_id}", body=b"x", headers={
+        **auth, "Content-Type": "video/webm", "Content-Digest": "sha-256=:AAAA:"})
+    assert (bad_digest.status_code, body(bad_digest)["Code"]) == (400, "DigestMismatch")
+    assert services.backend.store.objects == {}
+    assert services.backend.catalog.get(video_id).chunk_count == 0
+
+
+def test_a_storage_outage_says_when_to_retry(client, services, monkeypatch):
+    video_id, auth = create(client)
+
+    def unreachable(*args):
+        raise StorageUnavailable("S3 did not answer (EndpointConnectionError); retry")
+
+    monkeypatch.setattr(services.backend.store, "put_chunk", unreachable)
+    response = append(client, video_id, b"chunk", auth)
+    assert (response.status_code, response.headers["Retry-After"]) == (503, "2")
+
+
+def test_finalize_answers_the_status_and_later_appends_are_409(client):
+    video_id, auth = create(client)
+    append(client, video_id, fixture_chunks()[0], auth)
+    finalized = client.http.post(f"/videos/{video_id}/finalize", headers=auth)
+    assert finalized.status_code == 200
+    status = body(finalized)
+    assert (status["finalized"], status["status"], status["next_chunk_index"]) == (True, "processing", 1)
+    assert status["committed_bytes"] == len(fixture_chunks()[0])
+    late = append(client, video_id, fixture_chunks()[1], auth)
+    assert (late.status_code, body(late)["Code"]) == (409, "VideoFinalized")
+    assert client.http.post("/videos/999/finalize", headers=auth).status_code == 404
+
+
+def test_a_long_bad_id_is_not_echoed_back_whole(client):
+    _, auth = create(client)
+    response = client.http.get("/videos/" + "x" * 10_000, headers=auth)
+    assert response.status_code == 400
+    assert len(body(response)["Message"]) < 120

@@ -68,8 +68,9 @@ def test_open_auth_mode_needs_no_token(settings_env):
     assert services.videos.status(video_id, None).status is Status.PROCESSING
 
 
-def test_a_chunk_the_store_refuses_is_released_and_the_retry_takes_the_next_index(memory, monkeypatch):
+def test_a_chunk_the_store_refuses_leaves_the_record_as_it_was(memory, monkeypatch):
     video_id, token = record(memory, [b"first"])
+    before = memory.backend.catalog.get(video_id)
     store = memory.backend.store
 
     def refuse(*args):
@@ -79,10 +80,29 @@ def test_a_chunk_the_store_refuses_is_released_and_the_retry_takes_the_next_inde
         patch.setattr(store, "put_chunk", refuse)
         with pytest.raises(StorageUnavailable):
             memory.videos.append(video_id, token, b"second")
-    assert memory.videos.append(video_id, token, b"second").chunk_index == 2
-    video = memory.backend.catalog.get(video_id)
-    assert video.stored_chunk_indices() == [0, 2]  # a join skips the lost slot
-    assert video.byte_count == len(b"first") + len(b"second")
+    assert memory.backend.catalog.get(video_id) == before
+    retried = memory.videos.append(video_id, token, b"second")  # the client's retry
+    assert (retried.chunk_index, retried.committed_bytes, retried.retry) == (1, 11, False)
+    assert memory.backend.store.read_chunk(video_id, 1) == b"second"
+
+
+def test_a_chunk_claimed_by_a_racing_append_is_skipped_when_its_store_fails(memory, monkeypatch):
+    video_id, token = record(memory, [b"first"])
+    store, catalog = memory.backend.store, memory.backend.catalog
+    real_put = store.put_chunk
+
+    def race_then_refuse(video, index, body):
+        if body == b"second":  # another append claims the next index meanwhile
+            memory.videos.append(video_id, token, b"third")
+            raise StorageUnavailable("S3 did not answer (EndpointConnectionError); retry")
+        real_put(video, index, body)
+
+    monkeypatch.setattr(store, "put_chunk", race_then_refuse)
+    with pytest.raises(StorageUnavailable):
+        memory.videos.append(video_id, token, b"second")
+    video = catalog.get(video_id)
+    assert video.stored_chunk_indices() == [0, 2]  # the slot cannot be undone: joins skip it
+    assert video.byte_count == len(b"first") + len(b"third")
 
 
 def test_an_append_is_stored_even_when_the_queue_is_unreachable(memory, monkeypatch):
