@@ -6,16 +6,24 @@ Runs off the request path (an SQS-triggered Lambda on AWS, the local worker unde
 then record the result or the failure. It is idempotent: a join for a chunk count already
 compiled does nothing, and the compiled object's key is derived from that count.
 """
+import contextlib
 import math
 import os
 import tempfile
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable
 
 from aws_lambda_powertools import Logger
 
-from chalicelib.errors import ChunkMissing, ConditionFailed, FoldSuperseded, NotPlayable
+from chalicelib.errors import (
+    ChunkMissing,
+    ConditionFailed,
+    FoldSuperseded,
+    NotPlayable,
+    StorageUnavailable,
+)
 from chalicelib.media.ffmpeg import Ffmpeg
 from chalicelib.media.fold import Folder
 from chalicelib.media.joins import JoinStrategy, PreparedJoin
@@ -71,7 +79,7 @@ class Joiner:
             self.catalog.end_join(video_id)
             return JoinOutcome.UP_TO_DATE
         try:
-            with tempfile.TemporaryDirectory(dir=self.settings.work_dir) as work_dir:
+            with self._lease(video), tempfile.TemporaryDirectory(dir=self.settings.work_dir) as work_dir:
                 timings: dict[str, float] = {}
                 prepared = _timed(timings, "join", self._prepare)(video, work_dir)
                 outcome = _timed(timings, "publish", self._publish)(video, prepared, work_dir, timings)
@@ -88,6 +96,29 @@ class Joiner:
             self.catalog.end_join(video_id)
             raise
         return outcome
+
+    @contextlib.contextmanager
+    def _lease(self, video: Video):
+        """Renew the join's lease every third of JOIN_STALL_SECONDS while it works: a join
+        whose worker dies stops renewing, and the next request takes over within that time."""
+        stop = threading.Event()
+
+        def beat() -> None:
+            while not stop.wait(self.settings.join_stall_seconds / 3):
+                try:
+                    if not self.catalog.renew_join_lease(video.video_id, video.join_started_at,
+                                                         self.clock()):
+                        return  # this join is over, or another took its place
+                except StorageUnavailable:
+                    logger.warning("could not renew the join's lease", extra={"video_id": video.video_id})
+
+        heart = threading.Thread(target=beat, name=f"join-lease-{video.video_id}", daemon=True)
+        heart.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            heart.join()
 
     def _fold(self, video: Video) -> None:
         try:

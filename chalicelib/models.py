@@ -74,6 +74,7 @@ class Video:
     join_requested_at: float | None = None  # a join was asked for by an append
     join_urgent_at: float | None = None  # a join was asked for by someone waiting to play
     join_started_at: float | None = None
+    join_alive_at: float | None = None  # the running join's last heartbeat (its lease)
     joining_chunks: int | None = None  # the chunk count the running join is joining
     compiled_chunks: int | None = None  # the chunk count the compiled object reflects
     compiled_key: str | None = None
@@ -107,25 +108,31 @@ class Video:
         return (self.chunk_count not in (self.compiled_chunks, self.failed_chunks)
                 and bool(self.stored_chunk_indices()))
 
+    def join_running(self, now: float, stall_seconds: int) -> bool:
+        """A join holds a lease: it started, and its heartbeat is younger than stall_seconds
+        (a join whose worker died stops beating and is presumed lost)."""
+        alive = self.join_alive_at or self.join_started_at
+        return alive is not None and now - alive < stall_seconds
+
     def joining_now(self, now: float, stall_seconds: int) -> bool:
         """A join of exactly the chunks stored now is running (and not presumed lost)."""
-        return (self.join_started_at is not None and now - self.join_started_at < stall_seconds
-                and self.joining_chunks == self.chunk_count)
+        return self.join_running(now, stall_seconds) and self.joining_chunks == self.chunk_count
 
-    def join_pending(self, now: float, stall_seconds: int) -> bool:
-        """A join is queued or running, and not so long ago that it must have been lost."""
-        moments = [t for t in (self.join_requested_at, self.join_urgent_at, self.join_started_at)
-                   if t is not None]
-        return any(now - t < stall_seconds for t in moments)
+    def join_pending(self, now: float, stall_seconds: int, delay_seconds: int = 0) -> bool:
+        """A join is running, or was asked for recently enough that it must still come: a
+        waiting join renews its request every delay_seconds while the recording goes on."""
+        requests = [t for t in (self.join_requested_at, self.join_urgent_at) if t is not None]
+        return (self.join_running(now, stall_seconds)
+                or any(now - t < delay_seconds + stall_seconds for t in requests))
 
-    def status(self, now: float, stall_seconds: int) -> Status:
+    def status(self, now: float, stall_seconds: int, delay_seconds: int = 0) -> Status:
         if not self.stored_chunk_indices():
             return Status.EMPTY
         if self.compiled_chunks == self.chunk_count:
             return Status.READY
         if self.failed_chunks == self.chunk_count:
             return Status.FAILED
-        if self.join_pending(now, stall_seconds):
+        if self.join_pending(now, stall_seconds, delay_seconds):
             return Status.PROCESSING
         return Status.RECORDING
 

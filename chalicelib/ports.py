@@ -48,14 +48,19 @@ class Catalog(Protocol):
 
     def request_join(self, video_id: int, now: float, stall_seconds: int,
                      urgent: bool = False) -> bool:
-        """Note that a join is wanted; False if one of that kind is already pending and
-        not stalled. At most one join of each kind is pending per video."""
+        """Note that a join is wanted; False if one of that kind was asked for less than
+        stall_seconds ago. At most one join of each kind is pending per video."""
 
     def renew_join_request(self, video_id: int, now: float) -> None:
         """A waiting join put itself back on the queue: it is still pending, not stalled."""
 
     def start_join(self, video_id: int, now: float) -> Video:
-        """Take the pending requests: appends from now on ask for another join."""
+        """Take the pending requests (appends from now on ask for another join) and the
+        lease: join_started_at and join_alive_at are now."""
+
+    def renew_join_lease(self, video_id: int, started_at: float, now: float) -> bool:
+        """The heartbeat of the join that started at started_at; False when that join is
+        over or another took its place."""
 
     def finish_join(self, video_id: int, chunk_count: int, compiled_key: str,
                     poster_key: str | None, media: MediaSummary) -> list[str]:

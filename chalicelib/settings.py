@@ -28,7 +28,9 @@ class Settings:
     ffmpeg_binary: str
     presigned_url_seconds: int
     join_delay_seconds: int  # lets a burst of appends share one join
-    join_stall_seconds: int  # a join scheduled or started this long ago is presumed lost
+    # A running join renews its lease (a heartbeat) every third of this; a join not heard of
+    # for this long (no heartbeat, no renewed request) is presumed lost and asked for again.
+    join_stall_seconds: int
     retry_after_seconds: int
     work_dir: str
     allow_reencode: bool  # join complete files that differ by re-encoding them, or refuse
@@ -86,7 +88,7 @@ def get_settings() -> Settings:
         ffmpeg_binary=os.environ.get("FFMPEG_BINARY", "").strip() or "ffmpeg",
         presigned_url_seconds=_integer("PRESIGNED_URL_SECONDS", 3600, minimum=1),
         join_delay_seconds=min(_integer("JOIN_DELAY_SECONDS", 2), 900),
-        join_stall_seconds=_integer("JOIN_STALL_SECONDS", 960, minimum=1),
+        join_stall_seconds=_integer("JOIN_STALL_SECONDS", 60, minimum=3),
         retry_after_seconds=_integer("RETRY_AFTER_SECONDS", 2, minimum=1),
         work_dir=os.environ.get("WORK_DIR", "").strip() or tempfile.gettempdir(),
         allow_reencode=_boolean("ALLOW_REENCODE", True),

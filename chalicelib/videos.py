@@ -145,7 +145,7 @@ class VideoService:
             self._finalize(video_id)  # the last byte of a recording of known length
         elif join_requested_at is None:
             self._enqueue_join(video_id, self.settings.join_delay_seconds)
-        elif now - join_requested_at >= self.settings.join_stall_seconds:
+        elif now - join_requested_at >= self._request_lost_after:
             self._schedule_join(video_id, now, self.settings.join_delay_seconds)
 
     @staticmethod
@@ -156,7 +156,7 @@ class VideoService:
     def playback(self, video_id: int, token: str | None) -> Playback:
         video = self._authorized(video_id, token)
         now = self.clock()
-        status = video.status(now, self.settings.join_stall_seconds)
+        status = self._status_of(video, now)
         if status is Status.EMPTY:
             raise NoChunks("no chunk was appended to this video yet")
         if status is Status.FAILED:
@@ -170,10 +170,21 @@ class VideoService:
         return Playback(None)
 
     def status(self, video_id: int, token: str | None) -> VideoView:
-        return self._view(self._authorized(video_id, token))
+        """The video as it is. A video whose chunks no join accounts for, with no join
+        pending (its worker died, its message was lost), gets one asked for: polling the
+        status is enough to have a recording joined."""
+        video = self._authorized(video_id, token)
+        now = self.clock()
+        if video.needs_join() and self._status_of(video, now) is Status.RECORDING:
+            self._schedule_join(video_id, now, delay_seconds=0)
+            video = self.catalog.get(video_id)
+        return self._view(video)
+
+    def _status_of(self, video: Video, now: float) -> Status:
+        return video.status(now, self.settings.join_stall_seconds, self.settings.join_delay_seconds)
 
     def _view(self, video: Video) -> VideoView:
-        status = video.status(self.clock(), self.settings.join_stall_seconds)
+        status = self._status_of(video, self.clock())
         poster_url = None
         if video.compiled_chunks is not None and video.poster_key:
             poster_url = self.store.presigned_get(video.poster_key)
@@ -181,9 +192,17 @@ class VideoService:
 
     def _schedule_join(self, video_id: int, now: float, delay_seconds: int,
                        urgent: bool = False, stall_seconds: int | None = None) -> None:
-        stall_seconds = stall_seconds or self.settings.join_stall_seconds
+        """Ask for a join unless one of that kind was asked for less than stall_seconds ago
+        (by default: a waiting join's renewal interval and the stall time)."""
+        stall_seconds = stall_seconds or self._request_lost_after
         if self.catalog.request_join(video_id, now, stall_seconds, urgent):
             self._enqueue_join(video_id, delay_seconds, urgent)
+
+    @property
+    def _request_lost_after(self) -> int:
+        # A waiting join renews its request every JOIN_DELAY_SECONDS while the recording
+        # goes on; one not renewed for that and the stall time is lost.
+        return self.settings.join_delay_seconds + self.settings.join_stall_seconds
 
     def _enqueue_join(self, video_id: int, delay_seconds: int, urgent: bool = False) -> None:
         try:

@@ -43,6 +43,10 @@ def wait_until_up(url: str, process: subprocess.Popen, seconds: float = 60) -> N
     raise SystemExit(f"chalice local did not answer on {url} within {seconds} s")
 
 
+def start_worker() -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "devtools.worker"], cwd=ROOT, env=os.environ.copy())
+
+
 def main() -> None:
     port = int(os.environ.get("PORT") or 8000)
     use_fake_credentials()
@@ -63,11 +67,16 @@ def main() -> None:
     try:
         url = f"http://127.0.0.1:{port}"
         wait_until_up(url + "/", chalice)
-        worker = subprocess.Popen([sys.executable, "-m", "devtools.worker"], cwd=ROOT,
-                                  env=os.environ.copy())
+        worker = start_worker()
         print(f"video-management-api is serving on {url} (emulated S3/DynamoDB/SQS at "
               f"{emulator.url}); Ctrl-C stops it", flush=True)
-        while not stop.is_set() and chalice.poll() is None and worker.poll() is None:
+        while not stop.is_set() and chalice.poll() is None:
+            if worker.poll() is not None:
+                # As Lambda starts a new instance: the API and the emulator stay up, and the
+                # message the worker held comes back after its visibility timeout.
+                print(f"the join worker exited with {worker.returncode}; starting another",
+                      file=sys.stderr, flush=True)
+                worker = start_worker()
             stop.wait(0.5)
     except KeyboardInterrupt:
         pass

@@ -11,7 +11,9 @@ environment before anything imports the app; `memory` and `clocked` give the ser
 the in-memory backend; `aws` starts moto's in-process S3, DynamoDB and SQS; `live_server`
 runs the real `make run` stack in a subprocess on a free port.
 """
+import contextlib
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -129,14 +131,17 @@ class LiveServer:
         self.process = process
         self.log = log
 
+    @property
+    def emulator_url(self) -> str:
+        return re.search(r"emulated S3/DynamoDB/SQS at (http://[\d.:]+)", self.log.read_text()).group(1)
 
-@pytest.fixture(scope="session")
-def live_server(tmp_path_factory):
-    """The whole local stack as `make run` starts it, on a free port."""
+
+@contextlib.contextmanager
+def running_stack(log: Path, **settings: str):
+    """The whole local stack as `make run` starts it, on a free port, with these settings."""
     port = free_port()
-    log = tmp_path_factory.mktemp("server") / "server.log"
     env = {k: v for k, v in os.environ.items() if k != "AWS_ENDPOINT_URL"}
-    env.update(PORT=str(port), JOIN_DELAY_SECONDS="0", PYTHONUNBUFFERED="1")
+    env.update({"PORT": str(port), "JOIN_DELAY_SECONDS": "0", "PYTHONUNBUFFERED": "1", **settings})
     with open(log, "wb") as out:
         process = subprocess.Popen([sys.executable, "-m", "devtools.server"], cwd=ROOT, env=env,
                                    stdout=out, stderr=subprocess.STDOUT)
@@ -149,12 +154,20 @@ def live_server(tmp_path_factory):
         if "is serving on" in log.read_text():
             break
         time.sleep(0.2)
-    yield LiveServer(url, process, log)
-    process.terminate()
     try:
-        process.wait(20)
-    except subprocess.TimeoutExpired:
-        process.kill()
+        yield LiveServer(url, process, log)
+    finally:
+        process.terminate()
+        try:
+            process.wait(20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+@pytest.fixture(scope="session")
+def live_server(tmp_path_factory):
+    with running_stack(tmp_path_factory.mktemp("server") / "server.log") as server:
+        yield server
 
 
 def wait_for_video(get, timeout: float = 60.0, interval: float = 0.3):

@@ -50,7 +50,7 @@ def _video(item: dict) -> Video:
         lost_chunks=frozenset(item.get("lost_chunks", ())),
         join_requested_at=item.get("join_requested_at"),
         join_urgent_at=item.get("join_urgent_at"),
-        join_started_at=item.get("join_started_at"),
+        join_started_at=item.get("join_started_at"), join_alive_at=item.get("join_alive_at"),
         joining_chunks=item.get("joining_chunks"),
         compiled_chunks=item.get("compiled_chunks"), compiled_key=item.get("compiled_key"),
         poster_key=item.get("poster_key"),
@@ -169,7 +169,7 @@ class DynamoCatalog:
         try:
             self._update(
                 video_id,
-                Attr(attribute).not_exists() | Attr(attribute).lt(_dynamo(now - stall_seconds)),
+                Attr(attribute).not_exists() | Attr(attribute).lte(_dynamo(now - stall_seconds)),
                 UpdateExpression=f"SET {attribute} = :now",
                 ExpressionAttributeValues={":now": _dynamo(now)})
         except ConditionFailed:
@@ -183,10 +183,19 @@ class DynamoCatalog:
     def start_join(self, video_id: int, now: float) -> Video:
         result = self._update(
             video_id, Attr("video_id").exists(),
-            UpdateExpression=("SET join_started_at = :now, joining_chunks = chunk_count "
-                              "REMOVE join_requested_at, join_urgent_at"),
+            UpdateExpression=("SET join_started_at = :now, join_alive_at = :now, "
+                              "joining_chunks = chunk_count REMOVE join_requested_at, join_urgent_at"),
             ExpressionAttributeValues={":now": _dynamo(now)}, ReturnValues="ALL_NEW")
         return _video(result["Attributes"])
+
+    def renew_join_lease(self, video_id: int, started_at: float, now: float) -> bool:
+        try:
+            self._update(video_id, Attr("join_started_at").eq(_dynamo(started_at)),
+                         UpdateExpression="SET join_alive_at = :now",
+                         ExpressionAttributeValues={":now": _dynamo(now)})
+        except ConditionFailed:
+            return False
+        return True
 
     def finish_join(self, video_id: int, chunk_count: int, compiled_key: str,
                     poster_key: str | None, media: MediaSummary) -> list[str]:
@@ -196,7 +205,7 @@ class DynamoCatalog:
         if poster_key is not None:
             expression += ", poster_key = :poster"
             values[":poster"] = poster_key
-        expression += " REMOVE join_started_at, joining_chunks, failed_chunks, #error"
+        expression += " REMOVE join_started_at, join_alive_at, joining_chunks, failed_chunks, #error"
         if poster_key is None:
             expression += ", poster_key"
         result = self._update(
@@ -211,12 +220,12 @@ class DynamoCatalog:
         self._update(
             video_id, Attr("compiled_chunks").not_exists() | Attr("compiled_chunks").lt(chunk_count),
             UpdateExpression=("SET failed_chunks = :n, #error = :reason "
-                              "REMOVE join_started_at, joining_chunks"),
+                              "REMOVE join_started_at, join_alive_at, joining_chunks"),
             ExpressionAttributeNames={"#error": "error"},
             ExpressionAttributeValues={":n": chunk_count, ":reason": reason})
 
     def end_join(self, video_id: int) -> None:
-        self._update(video_id, UpdateExpression="REMOVE join_started_at, joining_chunks")
+        self._update(video_id, UpdateExpression="REMOVE join_started_at, join_alive_at, joining_chunks")
 
     def commit_segment(self, video_id: int, segment_count: int, segmented_bytes: int) -> None:
         previous = segment_count - 1

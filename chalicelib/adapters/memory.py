@@ -93,7 +93,7 @@ class MemoryCatalog:
 
         def stalled(video: Video) -> bool:
             pending = getattr(video, field)
-            return pending is None or pending < now - stall_seconds
+            return pending is None or pending <= now - stall_seconds
 
         with self._lock:
             try:
@@ -109,29 +109,38 @@ class MemoryCatalog:
     def start_join(self, video_id: int, now: float) -> Video:
         with self._lock:
             video = self._videos.get(video_id)
-            self._change(video_id, join_started_at=now,
+            self._change(video_id, join_started_at=now, join_alive_at=now,
                          joining_chunks=video.chunk_count if video else None,
                          join_requested_at=None, join_urgent_at=None)
             return self._videos[video_id]
+
+    def renew_join_lease(self, video_id: int, started_at: float, now: float) -> bool:
+        with self._lock:
+            try:
+                self._change(video_id, lambda video: video.join_started_at == started_at,
+                             join_alive_at=now)
+            except ConditionFailed:
+                return False
+            return True
 
     def finish_join(self, video_id: int, chunk_count: int, compiled_key: str,
                     poster_key: str | None, media: MediaSummary) -> list[str]:
         with self._lock:
             old = self._change(video_id, _older_than(chunk_count), compiled_chunks=chunk_count,
                                compiled_key=compiled_key, poster_key=poster_key, media=media,
-                               join_started_at=None, joining_chunks=None, failed_chunks=None,
-                               error=None)
+                               join_started_at=None, join_alive_at=None, joining_chunks=None,
+                               failed_chunks=None, error=None)
             return [key for key in (old.compiled_key, old.poster_key)
                     if key and key not in (compiled_key, poster_key)]
 
     def fail_join(self, video_id: int, chunk_count: int, reason: str) -> None:
         with self._lock:
             self._change(video_id, _older_than(chunk_count), failed_chunks=chunk_count,
-                         error=reason, join_started_at=None, joining_chunks=None)
+                         error=reason, join_started_at=None, join_alive_at=None, joining_chunks=None)
 
     def end_join(self, video_id: int) -> None:
         with self._lock:
-            self._change(video_id, join_started_at=None, joining_chunks=None)
+            self._change(video_id, join_started_at=None, join_alive_at=None, joining_chunks=None)
 
     def commit_segment(self, video_id: int, segment_count: int, segmented_bytes: int) -> None:
         def next_in_line(video: Video) -> bool:

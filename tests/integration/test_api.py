@@ -139,7 +139,7 @@ def test_appends_schedule_at_most_one_pending_join_and_a_get_one_urgent_join(cli
     assert client.http.get(f"/get_video/{video_id}", headers=auth).status_code == 302
 
 
-def test_get_on_a_stale_video_with_no_join_pending_schedules_one(client):
+def test_a_status_poll_or_a_get_on_a_video_whose_join_was_lost_asks_again(client):
     video_id, auth = create(client)
     append(client, video_id, fixture_chunks()[0], auth)
     from chalicelib import aws
@@ -148,9 +148,12 @@ def test_get_on_a_stale_video_with_no_join_pending_schedules_one(client):
                                    UpdateExpression="REMOVE join_requested_at")
     queue_url = aws.sqs().get_queue_url(QueueName=app_module.get_settings().job_queue_name)["QueueUrl"]
     aws.sqs().purge_queue(QueueUrl=queue_url)
-    assert body(client.http.get(f"/videos/{video_id}", headers=auth))["status"] == "recording"
+    assert body(client.http.get(f"/videos/{video_id}", headers=auth))["status"] == "processing"
+    assert queued_joins(join_queue()) == 1  # the status poll asked for one
     assert client.http.get(f"/get_video/{video_id}", headers=auth).status_code == 202
-    assert run_queued_joins(app_module) == 1
+    assert queued_joins(join_queue()) == 2  # and the player, an urgent one
+    assert run_queued_joins(app_module) == 2  # the second finds the video up to date
+    assert client.http.get(f"/get_video/{video_id}", headers=auth).status_code == 302
 
 
 def test_get_accepts_the_token_as_a_query_parameter(client):

@@ -130,6 +130,31 @@ def test_a_started_join_takes_the_requests_and_the_next_claim_asks_again(backend
         catalog.start_join(999, 1.0)
 
 
+def test_a_running_join_renews_its_lease_until_it_ends(backend):
+    catalog = backend.catalog
+    video = catalog.create("h", 1.0)
+    claim(catalog, video.video_id, 1, None, 1.0)
+    started = catalog.start_join(video.video_id, 10.0)
+    assert (started.join_started_at, started.join_alive_at) == (10.0, 10.0)
+    assert catalog.renew_join_lease(video.video_id, 10.0, 30.0) is True
+    assert catalog.get(video.video_id).join_alive_at == 30.0
+    assert catalog.renew_join_lease(video.video_id, 9.0, 31.0) is False  # not this join
+    catalog.start_join(video.video_id, 40.0)  # another took over
+    assert catalog.renew_join_lease(video.video_id, 10.0, 41.0) is False
+    catalog.end_join(video.video_id)
+    assert catalog.renew_join_lease(video.video_id, 40.0, 42.0) is False
+    ended = catalog.get(video.video_id)
+    assert (ended.join_started_at, ended.join_alive_at) == (None, None)
+
+
+def test_a_join_request_is_taken_again_once_it_is_stall_seconds_old(backend):
+    catalog = backend.catalog
+    video = catalog.create("h", 1.0)
+    assert catalog.request_join(video.video_id, 100.0, stall_seconds=60) is True
+    assert catalog.request_join(video.video_id, 159.0, stall_seconds=60) is False
+    assert catalog.request_join(video.video_id, 160.0, stall_seconds=60) is True
+
+
 def test_an_older_join_never_replaces_a_newer_result(backend):
     catalog = backend.catalog
     video = catalog.create("h", 1.0)

@@ -1,9 +1,13 @@
 """The join job's decisions (chalicelib.joiner) over the in-memory backend: when it waits,
 when it declines to run, what it does for a chunk still in flight, and how it records bytes
 that are no video. Joins that run ffmpeg are in tests/integration/test_joiner.py."""
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
 import pytest
 
-from chalicelib.errors import StorageUnavailable
+from chalicelib.errors import NotPlayable, StorageUnavailable
 from chalicelib.joiner import LOST_CHUNK_SECONDS
 from chalicelib.models import JoinOutcome, Status
 from tests.conftest import fixture_chunks
@@ -86,3 +90,57 @@ def test_a_join_that_cannot_reach_storage_is_released_for_a_retry(memory, monkey
         memory.joiner.run(video_id)
     video = memory.backend.catalog.get(video_id)
     assert (video.join_started_at, video.failed_chunks) == (None, None)  # not failed: retried
+
+
+def test_a_join_whose_lease_lapsed_is_taken_over(clocked):
+    video_id, _ = record(clocked, [b"not a recording"])
+    catalog, clock = clocked.backend.catalog, clocked.videos.clock
+    catalog.start_join(video_id, clock.now)  # its worker dies: no heartbeat follows
+    assert clocked.joiner.run(video_id) is JoinOutcome.ALREADY_BEING_JOINED
+    clock.now += clocked.settings.join_stall_seconds
+    assert clocked.joiner.run(video_id) is JoinOutcome.FAILED  # taken over, and it ran
+
+
+def test_polling_the_status_asks_again_for_a_join_that_was_lost(clocked):
+    video_id, token = record(clocked, [b"chunk"])
+    queue, clock = clocked.backend.queue, clocked.videos.clock
+    clock.now += clocked.settings.join_delay_seconds
+    queue.receive()  # the append's join, taken by a worker that died
+    assert status_of(clocked.videos, video_id, token)["status"] == "processing"
+    assert queued_joins(queue) == 0  # still expected: nothing asked
+    clock.now += clocked.settings.join_stall_seconds
+    assert status_of(clocked.videos, video_id, token)["status"] == "processing"
+    assert queued_joins(queue) == 1  # presumed lost: asked again
+    status_of(clocked.videos, video_id, token)
+    assert queued_joins(queue) == 1  # once
+
+
+class _Blocking:
+    """A join strategy that holds the join until released, to watch the lease meanwhile."""
+
+    def __init__(self):
+        self.started, self.release = threading.Event(), threading.Event()
+
+    def prepare(self, video, work_dir):
+        self.started.set()
+        self.release.wait(10)
+        raise NotPlayable("released")
+
+
+def test_a_running_join_renews_its_lease(settings_env):
+    from chalicelib import wiring
+    services = wiring.build(settings_env(JOIN_STALL_SECONDS=3), wiring.memory_backend())
+    blocking = _Blocking()
+    services.joiner.strategies = [blocking]
+    video_id, _ = record(services, [b"chunk"])
+    with ThreadPoolExecutor(1) as pool:
+        running = pool.submit(services.joiner.run, video_id)
+        assert blocking.started.wait(5)
+        started = services.backend.catalog.get(video_id)
+        time.sleep(1.5)  # more than one beat: every third of JOIN_STALL_SECONDS
+        renewed = services.backend.catalog.get(video_id)
+        blocking.release.set()
+        assert running.result(10) is JoinOutcome.FAILED
+    assert renewed.join_started_at == started.join_started_at
+    assert renewed.join_alive_at > started.join_alive_at
+    assert services.backend.catalog.get(video_id).join_alive_at is None  # over: no lease

@@ -120,7 +120,7 @@ def test_appends_leave_at_most_one_join_pending_and_ask_again_once_it_stalled(cl
     video_id, token = record(clocked, [b"a", b"b", b"c"])
     queue, clock = clocked.backend.queue, clocked.videos.clock
     assert queued_joins(queue, delayed=True) == 1  # the first append's, JOIN_DELAY_SECONDS ahead
-    clock.now += clocked.settings.join_stall_seconds + 1
+    clock.now += clocked.settings.join_delay_seconds + clocked.settings.join_stall_seconds + 1
     queue.receive()  # taken by a worker that died: the join never ran
     clocked.videos.append(video_id, token, b"d")
     assert queued_joins(queue, delayed=True) == 1  # asked for again
