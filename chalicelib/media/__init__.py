@@ -2,7 +2,8 @@
 
 containers   the container a chunk starts with (sniffing)
 ebml         EBML element headers, read and written
-matroska     a live WebM/Matroska stream's head and clusters; a seekable head written anew
+matroska     a live WebM/Matroska stream's head and clusters, read
+seekable_head  a new head for those clusters: Duration and Cues
 probe        duration and streams of a file, from what ffmpeg prints
 ffmpeg       the one place that runs ffmpeg
 files        chunks grouped into files by their first bytes

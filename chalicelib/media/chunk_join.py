@@ -112,6 +112,7 @@ class _PreparedFile(PreparedJoin):
         self.store.upload_file(self.preview_path, self.key, self.content_type)
 
     def verify(self) -> None:
+        verify.check_audio_continuous(self.ffmpeg, self.preview_path)
         verify.check_decodes(self.ffmpeg, self.preview_path, self.info.duration)
 
     def abort(self) -> None:

@@ -99,6 +99,16 @@ class Ffmpeg:
                                 stdin=subprocess.DEVNULL, capture_output=True)
         return parse_probe(result.stderr.decode("utf-8", "replace"))
 
+    def audio_packets(self, path: str) -> list[tuple[float, float]]:
+        """(start, duration) in seconds of every packet of the first audio stream, in file
+        order, read without decoding (an empty list when there is no audio)."""
+        result = subprocess.run(
+            self._command(ffmpeg.input(path).output("-", map="0:a:0?", c="copy", f="framecrc")),
+            stdin=subprocess.DEVNULL, capture_output=True)
+        if result.returncode != 0:
+            raise NotPlayable(f"the audio could not be read: {_last_lines(result.stderr)}")
+        return _packet_times(result.stdout.decode("ascii", "replace"))
+
     def poster(self, video: str, output: str, at_seconds: float) -> None:
         source = ffmpeg.input(video, ss=at_seconds)
         self._run(source.output(output, vframes=1, fflags="+bitexact", **{"q:v": 3}),
@@ -152,6 +162,20 @@ class Ffmpeg:
         outputs = [joined[i] for i in range(int(bool(with_video)) + int(has_audio))]
         options = dict(REENCODE_OPTIONS, f=REENCODE_CONTAINER.name, fflags="+bitexact")
         self._run(ffmpeg.output(*outputs, output, **options), "the files could not be re-encoded")
+
+
+def _packet_times(framecrc: str) -> list[tuple[float, float]]:
+    """(pts, duration) in seconds of each line of ffmpeg's framecrc output."""
+    time_base = 1 / 1000
+    times = []
+    for line in framecrc.splitlines():
+        if line.startswith("#tb 0:"):
+            numerator, denominator = line.split(":", 1)[1].strip().split("/")
+            time_base = int(numerator) / int(denominator)
+        elif line and not line.startswith("#"):
+            fields = [field.strip() for field in line.split(",")]
+            times.append((int(fields[2]) * time_base, int(fields[3]) * time_base))
+    return times
 
 
 def _copy_options(container: Container) -> dict:

@@ -1,20 +1,21 @@
-"""Matroska/WebM structure, read and written without touching the media.
+"""Matroska/WebM structure, read without touching the media.
 
 A live-written stream (what MediaRecorder sends) is an EBML header, a Segment of unknown
 size, Info without a Duration, Tracks, then Clusters of frames. To make it seekable it needs
-only a new head: Info with a Duration and a Cues index that points at the clusters. The
-clusters themselves can stay byte for byte as they are, which is what lets a join assemble
-the video from S3 objects without reading them (see chalicelib.media.segment_join).
+only a new head (chalicelib.media.seekable_head): Info with a Duration and a Cues index that
+points at the clusters. The clusters themselves can stay byte for byte as they are, which is
+what lets a join assemble the video from S3 objects without reading them
+(chalicelib.media.segment_join).
 
 Reads element headers and the first bytes of each block (track, time, flags), nothing more.
 Anything this reader does not expect raises Unsupported: the caller then joins the chunks
 the way that copes with anything ffmpeg can read.
 """
 import base64
-import struct
 from dataclasses import dataclass, field
 
-from chalicelib.media import ebml
+from chalicelib.errors import NotPlayable
+from chalicelib.media import ebml, verify
 from chalicelib.media.ebml import UNKNOWN_SIZE, Incomplete, Unsupported, element_at
 
 EBML = 0x1A45DFA3
@@ -161,25 +162,30 @@ class Index:
     cues: list[list[int]] = field(default_factory=list)  # [time in ticks, cluster offset]
     end: int = 0  # the latest end of any frame, in ticks
     last_times: dict[str, int] = field(default_factory=dict)  # track -> its last frame's time
+    audio_ends: dict[str, int] = field(default_factory=dict)  # audio track -> where it ends
 
     def copy(self) -> "Index":
-        return Index([list(c) for c in self.cues], self.end, dict(self.last_times))
+        return Index([list(c) for c in self.cues], self.end, dict(self.last_times),
+                     dict(self.audio_ends))
 
-    def mark(self) -> tuple[int, int, dict[str, int]]:
+    def mark(self) -> tuple:
         """Where the index stands, cheaply: cues are only ever appended."""
-        return len(self.cues), self.end, dict(self.last_times)
+        return len(self.cues), self.end, dict(self.last_times), dict(self.audio_ends)
 
-    def at(self, mark: tuple[int, int, dict[str, int]]) -> "Index":
+    def at(self, mark: tuple) -> "Index":
         """The index as it stood at a mark of this index or of one it was copied from."""
-        cues, end, last_times = mark
-        return Index([list(c) for c in self.cues[:cues]], end, dict(last_times))
+        cues, end, last_times, audio_ends = mark
+        return Index([list(c) for c in self.cues[:cues]], end, dict(last_times), dict(audio_ends))
 
     def as_json(self) -> dict:
-        return {"cues": self.cues, "end": self.end, "last_times": self.last_times}
+        return {"cues": self.cues, "end": self.end, "last_times": self.last_times,
+                "audio_ends": self.audio_ends}
 
     @classmethod
     def from_json(cls, data: dict) -> "Index":
-        return cls([list(c) for c in data["cues"]], data["end"], dict(data["last_times"]))
+        # Fold states written before audio ends were kept have none: the check starts anew.
+        return cls([list(c) for c in data["cues"]], data["end"], dict(data["last_times"]),
+                   dict(data.get("audio_ends", {})))
 
 
 @dataclass
@@ -247,6 +253,8 @@ def scan_clusters(data, offset: int, head: Head, index: Index) -> Scan:
                 raise Unsupported(f"track {track}'s time runs backwards")
             index.last_times[str(track)] = time
             index.end = max(index.end, time + duration)
+            if head.tracks[track].kind == _AUDIO:
+                _check_audio_continues(index, head, str(track), time, duration)
             if track == cue_track and not cued:
                 cued = True
                 if key:
@@ -259,6 +267,18 @@ def scan_clusters(data, offset: int, head: Head, index: Index) -> Scan:
                 cluster_start = cluster_end = None
     cut_short = cluster_end is not None and cluster_end > complete
     return Scan(boundaries, complete, index, (cluster_start, cluster_data) if cut_short else None)
+
+
+def _check_audio_continues(index: Index, head: Head, track: str, time: int, duration: int) -> None:
+    """Audio is continuous: a frame that starts too long after the last one ended means
+    bytes are missing (see chalicelib.media.verify)."""
+    previous_end = index.audio_ends.get(track)
+    if previous_end is not None:
+        try:
+            verify.audio_gap(head.seconds(previous_end), head.seconds(time))
+        except NotPlayable as gap:
+            raise Unsupported(gap.message) from None
+    index.audio_ends[track] = max(previous_end or 0, time + duration)
 
 
 def _frame(element: int, body, cluster_time: int, head: Head) -> tuple[int, int, bool, int]:
@@ -282,44 +302,3 @@ def _frame(element: int, body, cluster_time: int, head: Head) -> tuple[int, int,
         per_frame = head.tracks[track].default_duration
         duration = round(per_frame / head.timecode_scale) if per_frame else 0
     return track, time, key, duration
-
-
-# --- writing ---------------------------------------------------------------------------
-
-def _cues(cues: list[list[int]], track: int, clusters_at: int) -> bytes:
-    points = b"".join(
-        ebml.element(CUE_POINT, ebml.fixed_uint(CUE_TIME, time) + ebml.element(
-            CUE_TRACK_POSITIONS,
-            ebml.element(CUE_TRACK, bytes([track])) + ebml.fixed_uint(CUE_CLUSTER_POSITION, clusters_at + at)))
-        for time, at in cues)
-    return ebml.id_bytes(CUES) + ebml.size_bytes(len(points), 8) + points
-
-
-def _seek_head(targets: list[tuple[int, int]]) -> bytes:
-    return ebml.element(SEEK_HEAD, b"".join(
-        ebml.element(SEEK, ebml.element(SEEK_ID, ebml.id_bytes(target)) + ebml.fixed_uint(SEEK_POSITION, at))
-        for target, at in targets))
-
-
-def write_head(head: Head, end_ticks: int, cues: list[list[int]] | None) -> bytes:
-    """A new head for the stream's clusters: Info with a Duration, the kept elements, and
-    Cues when given.
-
-    The Segment's size stays unknown, as the live stream had it: a Segment of known size
-    may not hold Clusters of unknown size (ffmpeg reports it as an error), and Chromium
-    writes its clusters that way. Cues and Duration are what make the file seekable.
-    """
-    info = ebml.element(INFO, b"".join(ebml.element(e, b) for e, b in head.info)
-                    + ebml.element(DURATION, struct.pack(">d", float(end_ticks))))
-    kept = [ebml.element(e, b) for e, b in head.kept]
-    targets = [INFO] + [e for e, _ in head.kept if e == TRACKS] + ([CUES] if cues else [])
-    seek_length = len(_seek_head([(t, 0) for t in targets]))
-    positions = {INFO: seek_length}
-    at = seek_length + len(info)
-    for (element, _), body in zip(head.kept, kept):
-        positions.setdefault(element, at)
-        at += len(body)
-    positions[CUES] = at
-    index = _cues(cues, head.cue_track, at + len(_cues(cues, head.cue_track, 0))) if cues else b""
-    body = _seek_head([(t, positions[t]) for t in targets]) + info + b"".join(kept) + index
-    return head.ebml + ebml.id_bytes(SEGMENT) + UNKNOWN_SIZE.to_bytes(8, "big") + body

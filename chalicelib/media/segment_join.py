@@ -20,7 +20,8 @@ from chalicelib.media import containers, verify
 from chalicelib.media.ffmpeg import Ffmpeg
 from chalicelib.media.fold import Folded, Folder
 from chalicelib.media.joins import PreparedJoin
-from chalicelib.media.matroska import Head, Index, Unsupported, scan_clusters, write_head
+from chalicelib.media.matroska import Head, Index, Unsupported, scan_clusters
+from chalicelib.media.seekable_head import write_head
 from chalicelib.media.probe import MediaInfo
 from chalicelib.models import JoinMethod, Video
 from chalicelib.ports import Composition, ObjectStore

@@ -12,6 +12,10 @@ DURATION_TOLERANCE = (0.02, 0.2)
 # the container there shows as remux or fold errors, which fail the join already).
 FULL_DECODE_SECONDS = 120.0
 SAMPLE_SECONDS = 5.0
+# Audio is continuous in a recording: a longer silence between two packets means bytes are
+# missing (a chunk cut short, then sent again whole after it). Video is not judged this
+# way: a screen recording legitimately sends no frame while nothing moves.
+LARGEST_AUDIO_GAP_SECONDS = 0.2
 
 
 @dataclass(frozen=True)
@@ -39,3 +43,19 @@ def check_duration(actual: float | None, expected: float | None, what: str) -> N
     if abs(actual - expected) > max(absolute, relative * expected):
         raise NotPlayable(f"the joined video lasts {actual:.2f} s but {what} "
                           f"add up to {expected:.2f} s")
+
+
+def check_audio_continuous(ffmpeg, path: str) -> None:
+    """NotPlayable where the audio stops for more than LARGEST_AUDIO_GAP_SECONDS."""
+    previous_end = None
+    for start, duration in ffmpeg.audio_packets(path):
+        if previous_end is not None:
+            audio_gap(previous_end, start)
+        previous_end = max(previous_end or 0.0, start + duration)
+
+
+def audio_gap(previous_end: float, start: float) -> None:
+    """NotPlayable when an audio packet starts too long after the one before ended."""
+    if start - previous_end > LARGEST_AUDIO_GAP_SECONDS:
+        raise NotPlayable(f"the audio stops for {start - previous_end:.2f} s at {previous_end:.2f} s: "
+                          "a piece of the recording is missing (a chunk cut short?)")

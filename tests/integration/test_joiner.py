@@ -153,3 +153,24 @@ def test_no_second_join_of_the_same_chunks_while_one_runs(clocked_on_moto):
     assert joiner.run(video_id, urgent=True) == "already being joined"
     service.append(video_id, token, b"more")  # a new chunk: the running join is out of date
     assert joiner.catalog.get(video_id).joining_now(clock.now, 960) is False
+
+
+def test_a_chunk_cut_short_then_sent_whole_fails_the_join_naming_the_hole(on_moto):
+    """The bytes of a chunk whose body was cut short, then the whole chunk again: ffmpeg
+    reads past the damage and drops a second of frames without an error."""
+    services = on_moto
+    chunks = fixture_chunks()
+    video_id, token = record(services, chunks[:2] + [chunks[2][:len(chunks[2]) // 2]] + chunks[2:])
+    assert services.joiner.run(video_id) == "failed"
+    status = status_of(services.videos, video_id, token)
+    assert status["status"] == "failed"
+    assert status["error"].startswith("the audio stops for 0.96 s at 1.20 s")
+
+
+def test_whole_clusters_missing_fail_the_join_though_every_element_parses(on_moto):
+    from tests.unit.test_matroska import chromium_stream, without_clusters
+    services = on_moto
+    data = without_clusters(chromium_stream(), 1, 2)
+    video_id, token = record(services, [data[:5000], data[5000:]])
+    assert services.joiner.run(video_id) == "failed"
+    assert "the audio stops for" in status_of(services.videos, video_id, token)["error"]

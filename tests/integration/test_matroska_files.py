@@ -4,6 +4,7 @@ import subprocess
 import pytest
 
 from chalicelib.media import matroska
+from chalicelib.media.seekable_head import write_head
 from tests.media_factory import ffmpeg, unseekable_stream
 from tests.unit.test_matroska import chromium_stream, clusters_of
 
@@ -13,7 +14,7 @@ def test_ffmpeg_reads_the_duration_of_the_new_head(tmp_path):
     data = chromium_stream()
     head, scan = clusters_of(data)
     path = tmp_path / "out.webm"
-    path.write_bytes(matroska.write_head(head, scan.index.end, scan.index.cues) + data[head.size:])
+    path.write_bytes(write_head(head, scan.index.end, scan.index.cues) + data[head.size:])
     probe = subprocess.run([ffmpeg(), "-hide_banner", "-i", str(path)], capture_output=True).stderr.decode()
     assert f"Duration: 00:00:0{head.seconds(scan.index.end):.2f}" in probe
 
@@ -46,7 +47,7 @@ def test_a_sized_cluster_cut_short_is_resized_to_what_it_holds(tmp_path):
     assert scan.open_cluster is not None
     whole = scan.whole(cut[head.size:])
     path = tmp_path / "cut.webm"
-    path.write_bytes(matroska.write_head(head, scan.index.end, scan.index.cues) + whole)
+    path.write_bytes(write_head(head, scan.index.end, scan.index.cues) + whole)
     result = subprocess.run([ffmpeg(), "-v", "error", "-i", str(path), "-f", "null", "-"],
                             capture_output=True)
     assert result.stderr.decode() == ""

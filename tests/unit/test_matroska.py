@@ -4,6 +4,7 @@ import struct
 import pytest
 
 from chalicelib.media import containers, ebml, matroska
+from chalicelib.media.seekable_head import write_head
 from tests.conftest import fixture_chunks
 
 
@@ -55,7 +56,7 @@ def test_every_cue_of_the_new_head_points_at_a_cluster():
     data = chromium_stream()
     head, scan = clusters_of(data)
     assert scan.complete == len(data) - head.size and scan.open_cluster is None
-    new_head = matroska.write_head(head, scan.index.end, scan.index.cues)
+    new_head = write_head(head, scan.index.end, scan.index.cues)
     output = new_head + data[head.size:]
     # Each CueClusterPosition, counted from the Segment's data, lands on a Cluster ID.
     segment_data = len(head.ebml) + 4 + 8
@@ -69,7 +70,29 @@ def test_every_cue_of_the_new_head_points_at_a_cluster():
 def test_the_new_head_states_the_duration_in_ticks():
     data = chromium_stream()
     head, scan = clusters_of(data)
-    new_head = matroska.write_head(head, scan.index.end, scan.index.cues)
+    new_head = write_head(head, scan.index.end, scan.index.cues)
     at = new_head.index(matroska.DURATION.to_bytes(2, "big") + b"\x88")  # an 8-byte float
     assert struct.unpack(">d", new_head[at + 3:at + 11])[0] == scan.index.end
     assert head.seconds(scan.index.end) == pytest.approx(3.0, abs=0.1)
+
+
+def without_clusters(data: bytes, first: int, count: int) -> bytes:
+    """The stream with `count` whole clusters cut out from the `first`: every element still
+    parses, but a second of the recording is missing."""
+    head, scan = clusters_of(data)
+    starts = [head.size + start for start, _ in scan.boundaries] + [len(data)]
+    return data[:starts[first]] + data[starts[first + count]:]
+
+
+def test_a_hole_in_the_audio_is_refused_even_where_every_element_parses():
+    data = chromium_stream()
+    head, scan = clusters_of(data)
+    assert len(scan.boundaries) >= 4
+    with pytest.raises(matroska.Unsupported, match=r"the audio stops for \d\.\d\d s at"):
+        clusters_of(without_clusters(data, 1, 2))
+
+
+def test_an_index_reads_a_state_written_before_audio_ends_were_kept():
+    index = matroska.Index.from_json({"cues": [[0, 0]], "end": 9, "last_times": {"1": 3}})
+    assert (index.cues, index.end, index.last_times, index.audio_ends) == ([[0, 0]], 9, {"1": 3}, {})
+    assert matroska.Index.from_json(index.as_json()) == index
