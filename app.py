@@ -72,12 +72,14 @@ def api_route(path: str, **options):
     return register
 
 
-def _token(allow_query: bool = False) -> str | None:
-    request = app.current_request
-    token = bearer_token(request.headers.get("authorization"))
-    if token is None and allow_query:
-        token = (request.query_params or {}).get("token")
-    return token
+def _token() -> str | None:
+    """The token of the Authorization header."""
+    return bearer_token(app.current_request.headers.get("authorization"))
+
+
+def _url_token() -> str | None:
+    """`?token=`, for players that cannot send a header (`<video src>`): the playback token."""
+    return (app.current_request.query_params or {}).get("token")
 
 
 @app.route("/")
@@ -106,7 +108,7 @@ def append_video(video_id):
 
 @api_route("/get_video/{video_id}", methods=["GET"], content_types=ANY_CONTENT_TYPE)
 def get_video(video_id):
-    playback = services().videos.playback(parse_video_id(video_id), _token(allow_query=True))
+    playback = services().videos.playback(parse_video_id(video_id), _token(), _url_token())
     if playback.url is None:
         seconds = get_settings().retry_after_seconds
         return Response(responses.processing_body(seconds), status_code=202,
@@ -123,6 +125,13 @@ def video_status(video_id):
 @api_route("/videos/{video_id}/finalize", methods=["POST"], content_types=CHUNK_CONTENT_TYPES)
 def finalize_video(video_id):
     return responses.video_body(services().videos.finalize(parse_video_id(video_id), _token()))
+
+
+@api_route("/videos/{video_id}/playback_token", methods=["POST"], content_types=CHUNK_CONTENT_TYPES)
+def new_playback_token(video_id):
+    video_id = parse_video_id(video_id)
+    return {"video_id": video_id,
+            "playback_token": services().videos.new_playback_token(video_id, _token())}
 
 
 @app.on_sqs_message(queue=get_settings().job_queue_name, batch_size=1)

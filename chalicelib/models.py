@@ -65,7 +65,7 @@ class MediaSummary:
 class Video:
     """One video's record. Changed only through the catalog's conditional writes."""
     video_id: int
-    token_hash: str
+    token_hash: str  # of the upload token: append, finalize, delete; never in a URL
     chunk_count: int  # chunk indices claimed so far: the next append gets this index
     byte_count: int
     created_at: float
@@ -89,6 +89,7 @@ class Video:
     last_chunk_size: int | None = None
     last_chunk_digest: str | None = None  # SHA-256, hex
     finalized_at: float | None = None  # no more appends; joined at once
+    playback_token_hash: str | None = None  # of the read-only token a player URL carries
 
     @property
     def committed_bytes(self) -> int:

@@ -18,8 +18,11 @@ class Catalog(Protocol):
     """The id counter and one record per video. Every change is one atomic, conditional
     write, so concurrent appends and joins never lose an update."""
 
-    def create(self, token_hash: str, now: float) -> Video:
+    def create(self, token_hash: str, playback_token_hash: str, now: float) -> Video:
         """A new video with the next id (1, 2, 3...)."""
+
+    def set_playback_token(self, video_id: int, playback_token_hash: str) -> None:
+        """A new read-only token; the one before stops working."""
 
     def get(self, video_id: int) -> Video | None: ...
 

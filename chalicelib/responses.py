@@ -31,7 +31,7 @@ def video_body(view: VideoView) -> dict:
 
 def created_body(created: Created) -> dict:
     return {"video_id": created.view.video.video_id, "upload_token": created.upload_token,
-            **video_body(created.view)}
+            "playback_token": created.playback_token, **video_body(created.view)}
 
 
 def appended_body(appended: Appended) -> dict:

@@ -56,6 +56,7 @@ class VideoView:
 class Created:
     view: VideoView
     upload_token: str
+    playback_token: str
 
 
 @dataclass(frozen=True)
@@ -84,9 +85,17 @@ class VideoService:
         self.clock = clock
 
     def create(self) -> Created:
-        token = tokens.new_token()
-        video = self.catalog.create(tokens.token_hash(token), self.clock())
-        return Created(self._view(video), token)
+        upload, playback = tokens.new_token(), tokens.new_token()
+        video = self.catalog.create(tokens.token_hash(upload), tokens.token_hash(playback),
+                                    self.clock())
+        return Created(self._view(video), upload, playback)
+
+    def new_playback_token(self, video_id: int, token: str | None) -> str:
+        """Replace the playback token (a player link leaked, or is to stop working)."""
+        self._authorized(video_id, token)
+        playback = tokens.new_token()
+        self.catalog.set_playback_token(video_id, tokens.token_hash(playback))
+        return playback
 
     def append(self, video_id: int, token: str | None, chunk: bytes,
                where: ByteRange | None = None) -> Appended:
@@ -153,8 +162,10 @@ class VideoService:
         raise RangeConflict(f"{what}, and the recording ends at byte {video.committed_bytes}: "
                             "send the chunk that starts there", committed_bytes=video.committed_bytes)
 
-    def playback(self, video_id: int, token: str | None) -> Playback:
-        video = self._authorized(video_id, token)
+    def playback(self, video_id: int, token: str | None, url_token: str | None = None) -> Playback:
+        """Where to play the video. `token` from the Authorization header (either token),
+        `url_token` from the URL (the playback token only)."""
+        video = self._readable(video_id, token, url_token)
         now = self.clock()
         status = self._status_of(video, now)
         if status is Status.EMPTY:
@@ -173,7 +184,7 @@ class VideoService:
         """The video as it is. A video whose chunks no join accounts for, with no join
         pending (its worker died, its message was lost), gets one asked for: polling the
         status is enough to have a recording joined."""
-        video = self._authorized(video_id, token)
+        video = self._readable(video_id, token)
         now = self.clock()
         if video.needs_join() and self._status_of(video, now) is Status.RECORDING:
             self._schedule_join(video_id, now, delay_seconds=0)
@@ -214,6 +225,18 @@ class VideoService:
 
     def _required_token_hash(self, token: str | None) -> str | None:
         return tokens.required_hash(token) if self.settings.tokens_required else None
+
+    def _readable(self, video_id: int, token: str | None, url_token: str | None = None) -> Video:
+        """The video, for a reader: its upload or playback token (see chalicelib.tokens)."""
+        if not self.settings.tokens_required:
+            return self._found(video_id, token, self.catalog.get(video_id))
+        if token is None and url_token is None:
+            tokens.present(None)  # a missing token is a 401 before anything else
+        video = self.catalog.get(video_id)
+        if video is None:
+            raise VideoNotFound(f"there is no video {video_id}")
+        tokens.check_reader(token, url_token, video.token_hash, video.playback_token_hash)
+        return video
 
     def _authorized(self, video_id: int, token: str | None) -> Video:
         return self._found(video_id, token, self.catalog.get(video_id))

@@ -59,7 +59,7 @@ def _video(item: dict) -> Video:
         segment_count=item.get("segment_count", 0), segmented_bytes=item.get("segmented_bytes", 0),
         segments_off=item.get("segments_off"),
         last_chunk_size=item.get("last_chunk_size"), last_chunk_digest=item.get("last_chunk_digest"),
-        finalized_at=item.get("finalized_at"),
+        finalized_at=item.get("finalized_at"), playback_token_hash=item.get("playback_token_hash"),
     )
 
 
@@ -93,16 +93,22 @@ class DynamoCatalog:
                     raise ConditionFailed(video_id, _current(error)) from error
                 raise
 
-    def create(self, token_hash: str, now: float) -> Video:
+    def create(self, token_hash: str, playback_token_hash: str, now: float) -> Video:
         with aws.service_errors(_SERVICE):
             counter = self.table.update_item(
                 Key={"video_id": COUNTER_ID}, UpdateExpression="ADD last_id :one",
                 ExpressionAttributeValues={":one": 1}, ReturnValues="UPDATED_NEW")
             video_id = int(counter["Attributes"]["last_id"])
-            item = {"video_id": video_id, "token_hash": token_hash, "chunk_count": 0,
+            item = {"video_id": video_id, "token_hash": token_hash,
+                    "playback_token_hash": playback_token_hash, "chunk_count": 0,
                     "byte_count": 0, "created_at": _dynamo(now), "updated_at": _dynamo(now)}
             self.table.put_item(Item=item, ConditionExpression=Attr("video_id").not_exists())
         return _video(item)
+
+    def set_playback_token(self, video_id: int, playback_token_hash: str) -> None:
+        self._update(video_id, Attr("video_id").exists(),
+                     UpdateExpression="SET playback_token_hash = :hash",
+                     ExpressionAttributeValues={":hash": playback_token_hash})
 
     def get(self, video_id: int) -> Video | None:
         if video_id == COUNTER_ID:

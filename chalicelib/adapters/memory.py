@@ -30,13 +30,17 @@ class MemoryCatalog:
         self._videos[video_id] = dataclasses.replace(video, **changes)
         return video
 
-    def create(self, token_hash: str, now: float) -> Video:
+    def create(self, token_hash: str, playback_token_hash: str, now: float) -> Video:
         with self._lock:
             self._last_id += 1
             video = Video(self._last_id, token_hash, chunk_count=0, byte_count=0,
-                          created_at=now, updated_at=now)
+                          created_at=now, updated_at=now, playback_token_hash=playback_token_hash)
             self._videos[video.video_id] = video
             return video
+
+    def set_playback_token(self, video_id: int, playback_token_hash: str) -> None:
+        with self._lock:
+            self._change(video_id, playback_token_hash=playback_token_hash)
 
     def get(self, video_id: int) -> Video | None:
         with self._lock:

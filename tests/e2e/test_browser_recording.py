@@ -249,7 +249,7 @@ def _check_recording(result, chunks, api, mime_type, tmp_path):
         f"{mime_type}: the browser recorded {reference} s of media in {measured:.3f} s")
 
     # get_video: a 302 to the compiled video, which downloads.
-    playback_url = f"{api}/get_video/{video_id}/?token={token}"
+    playback_url = f"{api}/get_video/{video_id}/?token={result['playbackToken']}"
     answer = requests.get(playback_url, allow_redirects=False, timeout=HTTP_TIMEOUT)
     assert answer.status_code == 302, (answer.status_code, answer.text[:2000])
     download = requests.get(answer.headers["Location"], timeout=HTTP_TIMEOUT)

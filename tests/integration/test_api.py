@@ -156,12 +156,19 @@ def test_a_status_poll_or_a_get_on_a_video_whose_join_was_lost_asks_again(client
     assert client.http.get(f"/get_video/{video_id}", headers=auth).status_code == 302
 
 
-def test_get_accepts_the_token_as_a_query_parameter(client):
-    video_id, auth = create(client)
-    token = auth["Authorization"].split()[1]
+def test_get_takes_the_playback_token_as_a_query_parameter_but_not_the_upload_token(client):
+    response = client.http.post("/create_video")
+    created = body(response)
+    video_id, auth = created["video_id"], {"Authorization": f"Bearer {created['upload_token']}"}
     append(client, video_id, fixture_chunks()[0], auth)
-    assert client.http.get(f"/get_video/{video_id}?token={token}").status_code == 202
+    assert client.http.get(f"/get_video/{video_id}?token={created['playback_token']}").status_code == 202
     assert client.http.get(f"/get_video/{video_id}?token=wrong").status_code == 403
+    refused = client.http.get(f"/get_video/{video_id}?token={created['upload_token']}")
+    assert refused.status_code == 403
+    assert created["upload_token"] not in refused.body.decode()
+    rotated = body(client.http.post(f"/videos/{video_id}/playback_token", headers=auth))
+    assert client.http.get(f"/get_video/{video_id}?token={rotated['playback_token']}").status_code == 202
+    assert client.http.get(f"/get_video/{video_id}?token={created['playback_token']}").status_code == 403
 
 
 @pytest.mark.parametrize("content_type", [

@@ -62,21 +62,26 @@ def read_object(backend, key: str) -> bytes | None:
 
 def test_ids_count_up_from_one_and_unknown_ids_are_none(backend):
     catalog = backend.catalog
-    first, second = catalog.create("a", 10.0), catalog.create("b", 11.0)
+    first, second = catalog.create("a", "p", 10.0), catalog.create("b", "p", 11.0)
     assert (first.video_id, second.video_id) == (1, 2)
-    assert catalog.get(1) == first and catalog.get(2).token_hash == "b"
+    assert catalog.get(2).token_hash == "b"
     assert (first.chunk_count, first.byte_count, first.created_at) == (0, 0, 10.0)
+    assert (first.token_hash, first.playback_token_hash) == ("a", "p")
+    catalog.set_playback_token(1, "p2")
+    assert catalog.get(1).playback_token_hash == "p2"
+    with pytest.raises(ConditionFailed):
+        catalog.set_playback_token(999, "p3")
     assert catalog.get(0) is None and catalog.get(999) is None
 
 
 def test_concurrent_creates_get_distinct_ids(concurrent_catalog):
     with ThreadPoolExecutor(8) as pool:
-        ids = list(pool.map(lambda _: concurrent_catalog.create("h", 1.0).video_id, range(20)))
+        ids = list(pool.map(lambda _: concurrent_catalog.create("h", "p", 1.0).video_id, range(20)))
     assert sorted(ids) == list(range(1, 21))
 
 
 def test_concurrent_claims_get_distinct_indices(concurrent_catalog):
-    video = concurrent_catalog.create("h", 1.0)
+    video = concurrent_catalog.create("h", "p", 1.0)
     with ThreadPoolExecutor(8) as pool:
         claims = list(pool.map(
             lambda _: claim(concurrent_catalog, video.video_id, 10, "h", 1.0)[0], range(30)))
@@ -87,7 +92,7 @@ def test_concurrent_claims_get_distinct_indices(concurrent_catalog):
 
 def test_a_claim_with_the_wrong_hash_or_for_no_video_changes_nothing(backend):
     catalog = backend.catalog
-    video = catalog.create("right", 1.0)
+    video = catalog.create("right", "p", 1.0)
     with pytest.raises(ConditionFailed) as wrong:
         claim(catalog, video.video_id, 10, "wrong", 2.0)
     assert wrong.value.current == video  # the record as the write found it
@@ -100,7 +105,7 @@ def test_a_claim_with_the_wrong_hash_or_for_no_video_changes_nothing(backend):
 
 def test_the_first_claim_requests_a_join_and_later_ones_see_it_pending(backend):
     catalog = backend.catalog
-    video = catalog.create("h", 1.0)
+    video = catalog.create("h", "p", 1.0)
     assert claim(catalog, video.video_id, 1, None, 100.0) == (0, None)
     assert claim(catalog, video.video_id, 1, None, 101.0) == (1, 100.0)
     assert catalog.get(video.video_id).updated_at == 101.0
@@ -116,7 +121,7 @@ def test_the_first_claim_requests_a_join_and_later_ones_see_it_pending(backend):
 
 def test_a_started_join_takes_the_requests_and_the_next_claim_asks_again(backend):
     catalog = backend.catalog
-    video = catalog.create("h", 1.0)
+    video = catalog.create("h", "p", 1.0)
     claim(catalog, video.video_id, 1, None, 100.0)
     catalog.request_join(video.video_id, 100.5, 60, urgent=True)
     started = catalog.start_join(video.video_id, 101.0)
@@ -132,7 +137,7 @@ def test_a_started_join_takes_the_requests_and_the_next_claim_asks_again(backend
 
 def test_a_running_join_renews_its_lease_until_it_ends(backend):
     catalog = backend.catalog
-    video = catalog.create("h", 1.0)
+    video = catalog.create("h", "p", 1.0)
     claim(catalog, video.video_id, 1, None, 1.0)
     started = catalog.start_join(video.video_id, 10.0)
     assert (started.join_started_at, started.join_alive_at) == (10.0, 10.0)
@@ -149,7 +154,7 @@ def test_a_running_join_renews_its_lease_until_it_ends(backend):
 
 def test_a_join_request_is_taken_again_once_it_is_stall_seconds_old(backend):
     catalog = backend.catalog
-    video = catalog.create("h", 1.0)
+    video = catalog.create("h", "p", 1.0)
     assert catalog.request_join(video.video_id, 100.0, stall_seconds=60) is True
     assert catalog.request_join(video.video_id, 159.0, stall_seconds=60) is False
     assert catalog.request_join(video.video_id, 160.0, stall_seconds=60) is True
@@ -157,7 +162,7 @@ def test_a_join_request_is_taken_again_once_it_is_stall_seconds_old(backend):
 
 def test_an_older_join_never_replaces_a_newer_result(backend):
     catalog = backend.catalog
-    video = catalog.create("h", 1.0)
+    video = catalog.create("h", "p", 1.0)
     for _ in range(4):
         claim(catalog, video.video_id, 1, None, 1.0)
     assert catalog.finish_join(video.video_id, 3, "k3", "p3", MEDIA) == []
@@ -175,7 +180,7 @@ def test_an_older_join_never_replaces_a_newer_result(backend):
 
 def test_a_failure_is_recorded_and_a_later_result_clears_it(backend):
     catalog = backend.catalog
-    video = catalog.create("h", 1.0)
+    video = catalog.create("h", "p", 1.0)
     claim(catalog, video.video_id, 1, None, 1.0)
     catalog.start_join(video.video_id, 2.0)
     catalog.fail_join(video.video_id, 1, "bad bytes")
@@ -189,7 +194,7 @@ def test_a_failure_is_recorded_and_a_later_result_clears_it(backend):
 
 def test_a_released_chunk_is_counted_lost(backend):
     catalog = backend.catalog
-    video = catalog.create("h", 1.0)
+    video = catalog.create("h", "p", 1.0)
     for _ in range(3):
         claim(catalog, video.video_id, 10, None, 1.0)
     catalog.release_chunk(video.video_id, 1, 10)
@@ -201,7 +206,7 @@ def test_a_released_chunk_is_counted_lost(backend):
 
 def test_segments_are_committed_in_order_once_each_until_folding_stops(backend):
     catalog = backend.catalog
-    video = catalog.create("h", 1.0)
+    video = catalog.create("h", "p", 1.0)
     with pytest.raises(ConditionFailed):
         catalog.commit_segment(video.video_id, 2, 100)  # not the next one
     catalog.commit_segment(video.video_id, 1, 100)
@@ -218,7 +223,7 @@ def test_segments_are_committed_in_order_once_each_until_folding_stops(backend):
 
 def test_a_claim_remembers_the_chunk_and_its_retry_finds_the_record_moved_on(backend):
     catalog = backend.catalog
-    video = catalog.create("h", 1.0)
+    video = catalog.create("h", "p", 1.0)
     before = catalog.claim_chunk(video.video_id, 10, "d1", "h", 2.0)
     assert (before.chunk_count, before.byte_count, before.last_chunk_digest) == (0, 0, None)
     with pytest.raises(ConditionFailed) as again:  # the same write again: an SDK retry
@@ -232,7 +237,7 @@ def test_a_claim_remembers_the_chunk_and_its_retry_finds_the_record_moved_on(bac
 
 def test_a_claim_at_a_byte_offset_holds_only_where_the_recording_ends(backend):
     catalog = backend.catalog
-    video = catalog.create("h", 1.0)
+    video = catalog.create("h", "p", 1.0)
     catalog.claim_chunk(video.video_id, 10, "d1", None, 2.0, first=0)
     with pytest.raises(ConditionFailed) as gap:
         catalog.claim_chunk(video.video_id, 5, "d2", None, 2.0, first=15)
@@ -246,7 +251,7 @@ def test_a_claim_at_a_byte_offset_holds_only_where_the_recording_ends(backend):
 
 def test_a_claim_is_undone_only_while_nothing_was_claimed_after_it(backend):
     catalog = backend.catalog
-    video = catalog.create("h", 1.0)
+    video = catalog.create("h", "p", 1.0)
     first = catalog.claim_chunk(video.video_id, 10, "d1", None, 2.0)
     second = catalog.claim_chunk(video.video_id, 7, "d2", None, 3.0)
     assert catalog.unclaim_chunk(video.video_id, second, "d2") is True
@@ -262,7 +267,7 @@ def test_a_claim_is_undone_only_while_nothing_was_claimed_after_it(backend):
 
 def test_a_finalized_video_takes_no_claim(backend):
     catalog = backend.catalog
-    video = catalog.create("h", 1.0)
+    video = catalog.create("h", "p", 1.0)
     catalog.claim_chunk(video.video_id, 10, "d1", None, 2.0)
     assert catalog.finalize(video.video_id, 3.0).finalized_at == 3.0
     assert catalog.finalize(video.video_id, 4.0).finalized_at == 3.0  # the first counts

@@ -199,3 +199,43 @@ def test_ids_are_whole_numbers_from_one(raw):
 
 def test_a_valid_id_is_read_as_a_number():
     assert parse_video_id("14") == 14 and parse_video_id("9" * 15) == 10**15 - 1
+
+
+def test_the_playback_token_reads_but_never_writes(memory):
+    created = memory.videos.create()
+    video_id, upload, playback = created.view.video.video_id, created.upload_token, created.playback_token
+    assert playback != upload
+    memory.videos.append(video_id, upload, b"chunk")
+    assert memory.videos.playback(video_id, None, url_token=playback).url is None  # 202: joining
+    assert memory.videos.playback(video_id, playback).url is None  # in the header too
+    assert memory.videos.status(video_id, playback).video.chunk_count == 1
+    with pytest.raises(WrongToken):
+        memory.videos.append(video_id, playback, b"more")
+    with pytest.raises(WrongToken):
+        memory.videos.finalize(video_id, playback)
+    with pytest.raises(WrongToken):
+        memory.videos.new_playback_token(video_id, playback)
+
+
+def test_the_upload_token_is_refused_in_a_url(memory):
+    created = memory.videos.create()
+    video_id = created.view.video.video_id
+    memory.videos.append(video_id, created.upload_token, b"chunk")
+    with pytest.raises(WrongToken, match="does not go in a URL"):
+        memory.videos.playback(video_id, None, url_token=created.upload_token)
+    with pytest.raises(WrongToken, match="not this video's playback_token"):
+        memory.videos.playback(video_id, None, url_token="guess")
+    with pytest.raises(MissingToken):
+        memory.videos.playback(video_id, None)
+    assert memory.videos.playback(video_id, created.upload_token).url is None  # header: fine
+
+
+def test_a_new_playback_token_replaces_the_old_one(memory):
+    created = memory.videos.create()
+    video_id = created.view.video.video_id
+    memory.videos.append(video_id, created.upload_token, b"chunk")
+    fresh = memory.videos.new_playback_token(video_id, created.upload_token)
+    assert fresh not in (created.playback_token, created.upload_token)
+    assert memory.videos.playback(video_id, None, url_token=fresh).url is None
+    with pytest.raises(WrongToken):
+        memory.videos.playback(video_id, None, url_token=created.playback_token)
