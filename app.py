@@ -4,7 +4,7 @@ errors become JSON through the one table below."""
 import functools
 
 from aws_lambda_powertools import Logger
-from chalice import Chalice, ConvertToMiddleware, CORSConfig, Response
+from chalice import Chalice, ConvertToMiddleware, CORSConfig, Rate, Response
 
 from chalicelib import errors, responses, wiring
 from chalicelib.adapters.sqs import join_request_of
@@ -122,6 +122,12 @@ def video_status(video_id):
     return responses.video_body(services().videos.status(parse_video_id(video_id), _token()))
 
 
+@api_route("/videos/{video_id}", methods=["DELETE"], content_types=ANY_CONTENT_TYPE)
+def delete_video(video_id):
+    services().videos.delete(parse_video_id(video_id), _token())
+    return Response(body="", status_code=204)
+
+
 @api_route("/videos/{video_id}/finalize", methods=["POST"], content_types=CHUNK_CONTENT_TYPES)
 def finalize_video(video_id):
     return responses.video_body(services().videos.finalize(parse_video_id(video_id), _token()))
@@ -132,6 +138,14 @@ def new_playback_token(video_id):
     video_id = parse_video_id(video_id)
     return {"video_id": video_id,
             "playback_token": services().videos.new_playback_token(video_id, _token())}
+
+
+@app.schedule(Rate(1, unit=Rate.HOURS))
+def expire_abandoned(event):
+    """Recordings never joined that took no chunk for EXPIRE_AFTER_SECONDS go, record and
+    objects. (Under make run the local worker calls this every minute.)"""
+    removed = services().videos.expire_abandoned()
+    logger.info("expired abandoned recordings", extra={"video_ids": removed})
 
 
 @app.on_sqs_message(queue=get_settings().job_queue_name, batch_size=1)

@@ -7,6 +7,7 @@ then record the result or the failure. It is idempotent: a join for a chunk coun
 compiled does nothing, and the compiled object's key is derived from that count.
 """
 import contextlib
+import dataclasses
 import math
 import os
 import tempfile
@@ -65,6 +66,7 @@ class Joiner:
         if video is None:
             return JoinOutcome.NO_SUCH_VIDEO
         if not video.needs_join():
+            self._tidy(video)
             return JoinOutcome.UP_TO_DATE
         if video.joining_now(now, self.settings.join_stall_seconds):
             return JoinOutcome.ALREADY_BEING_JOINED
@@ -168,9 +170,16 @@ class Joiner:
             return JoinOutcome.SUPERSEDED
         for key in replaced:
             self.store.delete(key)
+        self._tidy(dataclasses.replace(video, compiled_chunks=video.chunk_count))
         logger.info("joined", extra={"video_id": video.video_id, "chunks": video.chunk_count,
                                      **media.as_dict()})
         return JoinOutcome.JOINED
+
+    def _tidy(self, video: Video) -> None:
+        """A finished recording, joined and checked: what it was made from (its chunks and
+        segments) is no longer needed; the compiled video and its poster are all it keeps."""
+        if video.finalized_at is not None and video.compiled_chunks == video.chunk_count:
+            self.store.delete_sources(video.video_id)
 
     def _poster(self, video: Video, prepared: PreparedJoin, work_dir: str) -> str | None:
         if prepared.info.video is None:

@@ -84,6 +84,13 @@ class Catalog(Protocol):
     def stop_segments(self, video_id: int, reason: str) -> None:
         """This video cannot be folded; its joins read the chunks."""
 
+    def delete(self, video_id: int, updated_before: float | None = None) -> None:
+        """Remove the record; with updated_before, only if no chunk came since then and it
+        has no compiled object (an abandoned recording). ConditionFailed otherwise."""
+
+    def abandoned(self, updated_before: float, limit: int = 100) -> list[int]:
+        """Ids of recordings with no compiled object and no append since updated_before."""
+
 
 class Composition(Protocol):
     """One object written from parts (an S3 multipart upload): each part sent, or copied
@@ -132,6 +139,13 @@ class ObjectStore(Protocol):
 
     def delete(self, key: str) -> None:
         """Remove an object; removing one that is not there is no error."""
+
+    def delete_video(self, video_id: int) -> None:
+        """Remove every object of the video, and abort its unfinished multipart uploads."""
+
+    def delete_sources(self, video_id: int) -> None:
+        """Remove the chunks and segments the video was made from; its compiled object and
+        poster stay."""
 
     def presigned_get(self, key: str) -> str:
         """A URL that reads the object (Range included) for a while, signed now."""

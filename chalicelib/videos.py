@@ -90,6 +90,30 @@ class VideoService:
                                     self.clock())
         return Created(self._view(video), upload, playback)
 
+    def delete(self, video_id: int, token: str | None) -> None:
+        """The video's record, then every object of it: nothing of it is left, and a join
+        still running cannot bring the record back (the catalog's writes need it)."""
+        self._authorized(video_id, token)
+        try:
+            self.catalog.delete(video_id)
+        except ConditionFailed:
+            raise VideoNotFound(f"there is no video {video_id}") from None
+        self.store.delete_video(video_id)
+
+    def expire_abandoned(self) -> list[int]:
+        """Remove recordings that were never joined and took no chunk for
+        EXPIRE_AFTER_SECONDS (run from a schedule); the ids removed."""
+        cutoff = self.clock() - self.settings.expire_after_seconds
+        removed = []
+        for video_id in self.catalog.abandoned(cutoff):
+            try:
+                self.catalog.delete(video_id, updated_before=cutoff)  # unless a chunk just came
+            except ConditionFailed:
+                continue
+            self.store.delete_video(video_id)
+            removed.append(video_id)
+        return removed
+
     def new_playback_token(self, video_id: int, token: str | None) -> str:
         """Replace the playback token (a player link leaked, or is to stop working)."""
         self._authorized(video_id, token)
@@ -141,11 +165,12 @@ class VideoService:
         return self._view(self._finalize(video_id))
 
     def _finalize(self, video_id: int) -> Video:
+        """The join is asked for now, even of a video joined already: it then only removes
+        the chunks and segments, which a finished video no longer needs."""
         now = self.clock()
         video = self.catalog.finalize(video_id, now)
-        if video.needs_join():
-            self._schedule_join(video_id, now, delay_seconds=0, urgent=True,
-                                stall_seconds=URGENT_JOIN_LOST_SECONDS)
+        self._schedule_join(video_id, now, delay_seconds=0, urgent=True,
+                            stall_seconds=URGENT_JOIN_LOST_SECONDS)
         return video
 
     def _after_append(self, video_id: int, join_requested_at: float | None, now: float,

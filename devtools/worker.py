@@ -1,11 +1,13 @@
 """The local join worker: polls the job queue and hands each message to app.join_videos,
-the handler the SQS-triggered Lambda runs on AWS. Its own process, as the join Lambda is
+the handler the SQS-triggered Lambda runs on AWS, and runs the expiry sweep AWS runs on a
+schedule. Its own process, as the join Lambda is
 its own function: a join's CPU and I/O stay out of the API's and the emulator's way.
 
 Started by devtools.server with the stage's environment (AWS_ENDPOINT_URL included).
 """
 import os
 import sys
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -31,14 +33,32 @@ def deliver_next(app_module, wait_seconds: int = 0) -> bool:
     return True
 
 
+# How often the worker runs app.expire_abandoned, which AWS runs from a schedule.
+SWEEP_SECONDS = 60
+
+
+def expire_abandoned(app_module) -> None:
+    """Run app.expire_abandoned as the scheduled event does."""
+    from chalice.local import LambdaContext
+    event = {"version": "0", "id": "local", "detail-type": "Scheduled Event",
+             "source": "aws.events", "account": "000000000000", "region": "us-east-1",
+             "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "resources": [],
+             "detail": {}}
+    app_module.expire_abandoned(event, LambdaContext("expire_abandoned", memory_size=256))
+
+
 def main() -> None:
     # On AWS the join Lambda has CPUs of its own; here it shares them with the API and the
     # emulator, and the appends (someone is recording) come first.
     os.nice(10)
     sys.path.insert(0, str(ROOT))
     import app
+    swept_at = 0.0
     while True:
         try:
+            if time.monotonic() - swept_at >= SWEEP_SECONDS:
+                swept_at = time.monotonic()
+                expire_abandoned(app)
             deliver_next(app, wait_seconds=1)
         except Exception as error:
             print(f"join job failed: {error!r}", file=sys.stderr, flush=True)

@@ -72,6 +72,10 @@ def _current(error: ClientError) -> Video | None:
     return _video({name: deserializer.deserialize(value) for name, value in item.items()})
 
 
+def _abandoned(updated_before: float):
+    return Attr("compiled_chunks").not_exists() & Attr("updated_at").lt(_dynamo(updated_before))
+
+
 class DynamoCatalog:
     def __init__(self, table_of_this_thread: Callable[[], Any]):
         # A boto3 Table must not be shared between threads (chalice local serves each
@@ -83,8 +87,10 @@ class DynamoCatalog:
         return self._table_of_this_thread()
 
     def _update(self, video_id: int, condition=None, **kwargs) -> dict:
-        if condition is not None:
-            kwargs["ConditionExpression"] = condition
+        """One conditional UpdateItem of an existing record: UpdateItem would otherwise create
+        the item, and a join finishing after a delete would bring the video back."""
+        exists = Attr("video_id").exists()
+        kwargs["ConditionExpression"] = exists if condition is None else exists & condition
         with aws.service_errors(_SERVICE):
             try:
                 return self.table.update_item(Key={"video_id": video_id}, **kwargs)
@@ -106,8 +112,7 @@ class DynamoCatalog:
         return _video(item)
 
     def set_playback_token(self, video_id: int, playback_token_hash: str) -> None:
-        self._update(video_id, Attr("video_id").exists(),
-                     UpdateExpression="SET playback_token_hash = :hash",
+        self._update(video_id, UpdateExpression="SET playback_token_hash = :hash",
                      ExpressionAttributeValues={":hash": playback_token_hash})
 
     def get(self, video_id: int) -> Video | None:
@@ -119,7 +124,7 @@ class DynamoCatalog:
 
     def claim_chunk(self, video_id: int, size: int, digest: str, token_hash: str | None,
                     now: float, first: int | None = None) -> Video:
-        condition = Attr("video_id").exists() & Attr("finalized_at").not_exists()
+        condition = Attr("finalized_at").not_exists()
         if token_hash is not None:
             condition = condition & Attr("token_hash").eq(token_hash)
         if first is not None:
@@ -160,8 +165,7 @@ class DynamoCatalog:
         return True
 
     def finalize(self, video_id: int, now: float) -> Video:
-        result = self._update(video_id, Attr("video_id").exists(),
-                              UpdateExpression="SET finalized_at = if_not_exists(finalized_at, :now)",
+        result = self._update(video_id, UpdateExpression="SET finalized_at = if_not_exists(finalized_at, :now)",
                               ExpressionAttributeValues={":now": _dynamo(now)}, ReturnValues="ALL_NEW")
         return _video(result["Attributes"])
 
@@ -188,7 +192,7 @@ class DynamoCatalog:
 
     def start_join(self, video_id: int, now: float) -> Video:
         result = self._update(
-            video_id, Attr("video_id").exists(),
+            video_id,
             UpdateExpression=("SET join_started_at = :now, join_alive_at = :now, "
                               "joining_chunks = chunk_count REMOVE join_requested_at, join_urgent_at"),
             ExpressionAttributeValues={":now": _dynamo(now)}, ReturnValues="ALL_NEW")
@@ -241,6 +245,32 @@ class DynamoCatalog:
         self._update(video_id, counted & Attr("segments_off").not_exists(),
                      UpdateExpression="SET segment_count = :n, segmented_bytes = :bytes",
                      ExpressionAttributeValues={":n": segment_count, ":bytes": segmented_bytes})
+
+    def delete(self, video_id: int, updated_before: float | None = None) -> None:
+        condition = Attr("video_id").exists()
+        if updated_before is not None:
+            condition = condition & _abandoned(updated_before)
+        with aws.service_errors(_SERVICE):
+            try:
+                self.table.delete_item(Key={"video_id": video_id}, ConditionExpression=condition)
+            except ClientError as error:
+                if aws.error_code(error) == "ConditionalCheckFailedException":
+                    raise ConditionFailed(video_id) from error
+                raise
+
+    def abandoned(self, updated_before: float, limit: int = 100) -> list[int]:
+        # A scan: this runs from a schedule, a few times an hour, not per request.
+        found: list[int] = []
+        scan = {"FilterExpression": _abandoned(updated_before) & Attr("video_id").gt(COUNTER_ID),
+                "ProjectionExpression": "video_id"}
+        with aws.service_errors(_SERVICE):
+            while len(found) < limit:
+                page = self.table.scan(**scan)
+                found += [int(item["video_id"]) for item in page.get("Items", [])]
+                if "LastEvaluatedKey" not in page:
+                    break
+                scan["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        return sorted(found)[:limit]
 
     def stop_segments(self, video_id: int, reason: str) -> None:
         self._update(video_id, UpdateExpression="SET segments_off = :reason",

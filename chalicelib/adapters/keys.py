@@ -25,3 +25,12 @@ def fold_state_key(video_id: int, segment_count: int) -> str:
 
 def compiled_key(video_id: int, chunk_count: int, extension: str) -> str:
     return f"videos/{video_id}/compiled/{chunk_count:06d}.{extension}"
+
+
+def video_prefix(video_id: int) -> str:
+    return f"videos/{video_id}/"
+
+
+def source_prefixes(video_id: int) -> list[str]:
+    """What a video is made from (chunks, segments and their state), not what it is."""
+    return [f"videos/{video_id}/chunks/", f"videos/{video_id}/segments/"]

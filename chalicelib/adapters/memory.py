@@ -7,7 +7,14 @@ import threading
 import time
 from typing import Callable
 
-from chalicelib.adapters.keys import chunk_key, compiled_key, fold_state_key, segment_key
+from chalicelib.adapters.keys import (
+    chunk_key,
+    compiled_key,
+    fold_state_key,
+    segment_key,
+    source_prefixes,
+    video_prefix,
+)
 from chalicelib.errors import ChunkMissing, ConditionFailed, StorageUnavailable
 from chalicelib.models import MediaSummary, Video
 from chalicelib.ports import JoinRequest
@@ -87,7 +94,9 @@ class MemoryCatalog:
 
     def release_chunk(self, video_id: int, index: int, size: int) -> None:
         with self._lock:
-            video = self._videos[video_id]
+            video = self._videos.get(video_id)
+            if video is None:
+                raise ConditionFailed(video_id)
             self._change(video_id, lost_chunks=video.lost_chunks | {index},
                          byte_count=video.byte_count - size)
 
@@ -158,6 +167,22 @@ class MemoryCatalog:
         with self._lock:
             self._change(video_id, segments_off=reason)
 
+    def delete(self, video_id: int, updated_before: float | None = None) -> None:
+        with self._lock:
+            video = self._videos.get(video_id)
+            if video is None or (updated_before is not None and not _abandoned(video, updated_before)):
+                raise ConditionFailed(video_id, video)
+            del self._videos[video_id]
+
+    def abandoned(self, updated_before: float, limit: int = 100) -> list[int]:
+        with self._lock:
+            return sorted(i for i, video in self._videos.items()
+                          if _abandoned(video, updated_before))[:limit]
+
+
+def _abandoned(video: Video, updated_before: float) -> bool:
+    return video.compiled_chunks is None and video.updated_at < updated_before
+
 
 def _older_than(chunk_count: int) -> Callable[[Video], bool]:
     return lambda video: video.compiled_chunks is None or video.compiled_chunks < chunk_count
@@ -215,6 +240,19 @@ class MemoryStore:
         with self._lock:
             self.objects.pop(key, None)
             self.content_types.pop(key, None)
+
+    def delete_video(self, video_id: int) -> None:
+        self._delete_under(video_prefix(video_id))
+
+    def delete_sources(self, video_id: int) -> None:
+        for prefix in source_prefixes(video_id):
+            self._delete_under(prefix)
+
+    def _delete_under(self, prefix: str) -> None:
+        with self._lock:
+            for key in [key for key in self.objects if key.startswith(prefix)]:
+                del self.objects[key]
+                self.content_types.pop(key, None)
 
     def presigned_get(self, key: str) -> str:
         return f"memory://videos/{key}?expires={int(time.time()) + 3600}"

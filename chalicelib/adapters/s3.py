@@ -6,7 +6,14 @@ from boto3.s3.transfer import TransferConfig
 from botocore.exceptions import BotoCoreError, ClientError
 
 from chalicelib import aws
-from chalicelib.adapters.keys import chunk_key, compiled_key, fold_state_key, segment_key
+from chalicelib.adapters.keys import (
+    chunk_key,
+    compiled_key,
+    fold_state_key,
+    segment_key,
+    source_prefixes,
+    video_prefix,
+)
 from chalicelib.errors import ChunkMissing
 
 _SERVICE = "S3"
@@ -69,6 +76,28 @@ class S3Store:
     def delete(self, key: str) -> None:
         with aws.service_errors(_SERVICE):
             self.client.delete_object(Bucket=self.bucket, Key=key)
+
+    def delete_video(self, video_id: int) -> None:
+        prefix = video_prefix(video_id)
+        with aws.service_errors(_SERVICE):
+            uploads = self.client.get_paginator("list_multipart_uploads")
+            for page in uploads.paginate(Bucket=self.bucket, Prefix=prefix):
+                for upload in page.get("Uploads", []):
+                    self.client.abort_multipart_upload(Bucket=self.bucket, Key=upload["Key"],
+                                                       UploadId=upload["UploadId"])
+        self._delete_under(prefix)
+
+    def delete_sources(self, video_id: int) -> None:
+        for prefix in source_prefixes(video_id):
+            self._delete_under(prefix)
+
+    def _delete_under(self, prefix: str) -> None:
+        with aws.service_errors(_SERVICE):
+            for page in self.client.get_paginator("list_objects_v2").paginate(
+                    Bucket=self.bucket, Prefix=prefix):
+                keys = [{"Key": item["Key"]} for item in page.get("Contents", [])]
+                if keys:  # a page holds at most 1,000 keys, as DeleteObjects takes
+                    self.client.delete_objects(Bucket=self.bucket, Delete={"Objects": keys, "Quiet": True})
 
     def presigned_get(self, key: str) -> str:
         # Signed on each request: a URL dies with the temporary credentials that signed it.

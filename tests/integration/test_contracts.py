@@ -278,6 +278,48 @@ def test_a_finalized_video_takes_no_claim(backend):
         catalog.finalize(999, 1.0)
 
 
+def test_a_write_to_a_record_that_is_not_there_creates_nothing(backend):
+    catalog = backend.catalog
+    assert catalog.request_join(999, 1.0, stall_seconds=60) is False
+    for write in (lambda: catalog.release_chunk(999, 0, 1), lambda: catalog.end_join(999),
+                  lambda: catalog.fail_join(999, 1, "x"), lambda: catalog.stop_segments(999, "x"),
+                  lambda: catalog.finish_join(999, 1, "k", None, MEDIA),
+                  lambda: catalog.commit_segment(999, 1, 10), lambda: catalog.renew_join_request(999, 1.0)):
+        with pytest.raises(ConditionFailed):
+            write()
+    assert catalog.get(999) is None
+
+
+def test_a_deleted_record_is_gone_and_stays_gone(backend):
+    catalog = backend.catalog
+    video = catalog.create("h", "p", 1.0)
+    claim(catalog, video.video_id, 1, None, 1.0)
+    catalog.delete(video.video_id)
+    assert catalog.get(video.video_id) is None
+    with pytest.raises(ConditionFailed):
+        catalog.delete(video.video_id)
+    with pytest.raises(ConditionFailed):  # a join finishing late does not bring it back
+        catalog.finish_join(video.video_id, 1, "k", None, MEDIA)
+    assert catalog.get(video.video_id) is None
+    assert catalog.create("h", "p", 2.0).video_id == video.video_id + 1  # ids are not reused
+
+
+def test_only_recordings_never_joined_and_left_alone_are_abandoned(backend):
+    catalog = backend.catalog
+    old = catalog.create("h", "p", 10.0).video_id
+    joined = catalog.create("h", "p", 10.0).video_id
+    claim(catalog, joined, 1, None, 10.0)
+    catalog.finish_join(joined, 1, "k", None, MEDIA)
+    fresh = catalog.create("h", "p", 50.0).video_id
+    assert catalog.abandoned(updated_before=20.0) == [old]
+    with pytest.raises(ConditionFailed):
+        catalog.delete(fresh, updated_before=20.0)
+    with pytest.raises(ConditionFailed):
+        catalog.delete(joined, updated_before=20.0)
+    catalog.delete(old, updated_before=20.0)
+    assert catalog.abandoned(updated_before=100.0) == [fresh]
+
+
 # --- object store ----------------------------------------------------------------------
 
 def test_chunks_are_read_back_byte_for_byte_and_a_missing_one_says_so(backend):
@@ -346,6 +388,32 @@ def test_an_aborted_composition_leaves_nothing(backend):
     composition.abort()
     composition.abort()  # twice: no error
     assert read_object(backend, composition.key) is None
+
+
+def test_a_video_s_objects_go_together_and_its_sources_alone(backend):
+    store = backend.store
+    for video_id in (7, 8):
+        store.put_chunk(video_id, 0, b"chunk")
+        store.put_segment(video_id, 0, b"segment")
+        store.put_fold_state(video_id, 1, b"{}")
+        composition = store.start_composition(store.compiled_key(video_id, 1, "webm"), "video/webm")
+        composition.send(1, b"video")
+        composition.complete()
+    unfinished = store.start_composition(store.compiled_key(7, 2, "webm"), "video/webm")
+    unfinished.send(1, b"x")
+    store.delete_sources(8)
+    assert read_object(backend, "videos/8/compiled/000001.webm") == b"video"
+    with pytest.raises(ChunkMissing):
+        store.read_chunk(8, 0)
+    assert read_object(backend, "videos/8/segments/000000.seg") is None
+    store.delete_video(7)
+    for key in ("videos/7/chunks/000000.chunk", "videos/7/segments/000000.seg",
+                "videos/7/segments/000001.json", "videos/7/compiled/000001.webm"):
+        assert read_object(backend, key) is None
+    assert read_object(backend, "videos/8/compiled/000001.webm") == b"video"
+    if not isinstance(store, MemoryStore):  # S3 keeps the parts of an unfinished upload
+        uploads = aws.s3().list_multipart_uploads(Bucket=get_settings().bucket_name)
+        assert uploads.get("Uploads", []) == []
 
 
 # --- job queue -------------------------------------------------------------------------

@@ -213,3 +213,17 @@ def test_a_composition_that_fails_leaves_no_object_and_no_upload(on_moto):
     client = aws.s3()
     assert client.list_objects_v2(Bucket=bucket).get("Contents", []) == []
     assert client.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
+
+
+def test_a_finalized_recording_keeps_only_its_compiled_video_and_poster(on_moto, tmp_path):
+    services = on_moto
+    data = long_recording()
+    video_id, token = record(services, in_chunks(data), fold_every=5)
+    services.videos.finalize(video_id, token)
+    assert services.joiner.run(video_id) == "joined"
+    listing = aws.s3().list_objects_v2(Bucket=get_settings().bucket_name, Prefix=f"videos/{video_id}/")
+    keys = sorted(o["Key"] for o in listing["Contents"])
+    assert keys == [f"videos/{video_id}/compiled/{len(in_chunks(data)):06d}.{ext}" for ext in ("jpg", "webm")]
+    catalog = services.backend.catalog
+    assert packets(compiled(video_id, catalog), tmp_path, "out.webm") == packets(data, tmp_path, "in.webm")
+    assert status_of(services.videos, video_id, token)["status"] == "ready"

@@ -144,3 +144,19 @@ def test_a_running_join_renews_its_lease(settings_env):
     assert renewed.join_started_at == started.join_started_at
     assert renewed.join_alive_at > started.join_alive_at
     assert services.backend.catalog.get(video_id).join_alive_at is None  # over: no lease
+
+
+def test_a_finished_video_keeps_only_its_compiled_object(memory):
+    from tests.unit.test_videos import compiled
+    video_id, token = record(memory, [b"first", b"second"])
+    store = memory.backend.store
+    store.put_segment(video_id, 0, b"segment")
+    compiled(memory, video_id)
+    store.objects[store.compiled_key(video_id, 2, "webm")] = b"the video"
+    memory.videos.finalize(video_id, token)
+    requests = []
+    while (delivery := memory.backend.queue.receive()) is not None:
+        requests.append(delivery.request)
+    assert any(request.urgent for request in requests)  # even of a video joined already
+    assert memory.joiner.run(video_id) is JoinOutcome.UP_TO_DATE
+    assert sorted(store.objects) == ["videos/1/compiled/000002.webm"]

@@ -175,3 +175,21 @@ def test_a_long_bad_id_is_not_echoed_back_whole(client):
     response = client.http.get("/videos/" + "x" * 10_000, headers=auth)
     assert response.status_code == 400
     assert len(body(response)["Message"]) < 120
+
+
+def test_delete_answers_204_and_then_the_video_is_gone(client):
+    video_id, auth = create(client)
+    append(client, video_id, fixture_chunks()[0], auth)
+    deleted = client.http.delete(f"/videos/{video_id}", headers=auth)
+    assert (deleted.status_code, deleted.body) == (204, b"")
+    assert client.http.get(f"/videos/{video_id}", headers=auth).status_code == 404
+    assert client.http.delete(f"/videos/{video_id}", headers=auth).status_code == 404
+
+
+def test_the_expiry_schedule_runs_the_sweep(services, settings_env, monkeypatch):
+    from devtools.worker import expire_abandoned
+    created = services.videos.create()
+    services.videos.append(created.view.video.video_id, created.upload_token, b"left")
+    monkeypatch.setattr(services.videos, "clock", lambda: 10**12)  # far in the future
+    expire_abandoned(app_module)
+    assert services.backend.catalog.get(created.view.video.video_id) is None

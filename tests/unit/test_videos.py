@@ -239,3 +239,35 @@ def test_a_new_playback_token_replaces_the_old_one(memory):
     assert memory.videos.playback(video_id, None, url_token=fresh).url is None
     with pytest.raises(WrongToken):
         memory.videos.playback(video_id, None, url_token=created.playback_token)
+
+
+def test_delete_removes_the_record_and_every_object(memory):
+    video_id, token = record(memory, fixture_chunks()[:2])
+    other_id, _ = record(memory, [b"another video"])
+    compiled(memory, video_id)
+    memory.backend.store.put_segment(video_id, 0, b"segment")
+    with pytest.raises(WrongToken):
+        memory.videos.delete(video_id, memory.videos.create().upload_token)
+    memory.videos.delete(video_id, token)
+    assert memory.backend.catalog.get(video_id) is None
+    assert [key for key in memory.backend.store.objects if key.startswith("videos/1/")] == []
+    assert memory.backend.store.read_chunk(other_id, 0) == b"another video"
+    with pytest.raises(VideoNotFound):
+        memory.videos.delete(video_id, token)
+    with pytest.raises(VideoNotFound):
+        memory.videos.append(video_id, token, b"late")
+
+
+def test_recordings_never_joined_and_left_alone_expire(clocked):
+    catalog, clock = clocked.backend.catalog, clocked.videos.clock
+    abandoned, _ = record(clocked, [b"left"])
+    finished, _ = record(clocked, [b"done"])
+    compiled(clocked, finished)
+    clock.now += clocked.settings.expire_after_seconds - 10
+    recent, recent_token = record(clocked, [b"still going"])
+    clock.now += 11
+    assert clocked.videos.expire_abandoned() == [abandoned]
+    assert catalog.get(abandoned) is None
+    assert not any(key.startswith(f"videos/{abandoned}/") for key in clocked.backend.store.objects)
+    assert catalog.get(finished) is not None and catalog.get(recent) is not None
+    assert clocked.videos.expire_abandoned() == []
