@@ -38,6 +38,9 @@ logger = Logger(child=True)
 LOST_CHUNK_SECONDS = 120
 # How often a join goes on from another job's fold before it gives up for this run.
 _FOLD_RETRIES = 3
+# Joins of the same chunks that may start and vanish (a worker killed, out of time or
+# memory) before the video is failed rather than tried forever.
+MAX_JOIN_ATTEMPTS = 3
 
 
 class Joiner:
@@ -76,7 +79,14 @@ class Joiner:
             self.queue.schedule_join(video_id, math.ceil(self.settings.join_delay_seconds - quiet_for))
             self.catalog.renew_join_request(video_id, now)
             return JoinOutcome.WAITING_FOR_PAUSE
-        video = self.catalog.start_join(video_id, now)
+        attempt = video.next_join_attempt()
+        video = self.catalog.start_join(video_id, now, attempt)
+        if attempt > MAX_JOIN_ATTEMPTS:
+            reason = (f"the join of these chunks started {attempt - 1} times and never finished: "
+                      "it runs out of time or memory")
+            self.catalog.fail_join(video_id, video.chunk_count, reason)
+            logger.error("join abandoned", extra={"video_id": video_id, "reason": reason})
+            return JoinOutcome.FAILED
         if not video.needs_join():
             self.catalog.end_join(video_id)
             return JoinOutcome.UP_TO_DATE
@@ -93,6 +103,15 @@ class Joiner:
         except NotPlayable as error:
             self.catalog.fail_join(video_id, video.chunk_count, error.message)
             logger.info("join failed", extra={"video_id": video_id, "reason": error.message})
+            return JoinOutcome.FAILED
+        except (StorageUnavailable, FoldSuperseded):
+            self.catalog.end_join(video_id)  # it will go through later: the delivery is retried
+            raise
+        except Exception as error:
+            # A fault of this code, not of the recording: retrying would meet it again.
+            reason = f"the join failed ({type(error).__name__}); the chunks are kept"
+            logger.exception("join failed unexpectedly", extra={"video_id": video_id})
+            self.catalog.fail_join(video_id, video.chunk_count, reason)
             return JoinOutcome.FAILED
         except BaseException:
             self.catalog.end_join(video_id)

@@ -76,6 +76,7 @@ class Video:
     join_started_at: float | None = None
     join_alive_at: float | None = None  # the running join's last heartbeat (its lease)
     joining_chunks: int | None = None  # the chunk count the running join is joining
+    join_attempt: int = 0  # how many joins of joining_chunks started without ending
     compiled_chunks: int | None = None  # the chunk count the compiled object reflects
     compiled_key: str | None = None
     poster_key: str | None = None
@@ -108,6 +109,11 @@ class Video:
         """Chunks are stored that no compiled object or failure accounts for."""
         return (self.chunk_count not in (self.compiled_chunks, self.failed_chunks)
                 and bool(self.stored_chunk_indices()))
+
+    def next_join_attempt(self) -> int:
+        """A join that vanished (its worker killed, out of time or memory) leaves
+        joining_chunks behind; one that ended, in success or failure, clears it."""
+        return self.join_attempt + 1 if self.joining_chunks == self.chunk_count else 1
 
     def join_running(self, now: float, stall_seconds: int) -> bool:
         """A join holds a lease: it started, and its heartbeat is younger than stall_seconds

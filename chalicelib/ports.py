@@ -57,9 +57,9 @@ class Catalog(Protocol):
     def renew_join_request(self, video_id: int, now: float) -> None:
         """A waiting join put itself back on the queue: it is still pending, not stalled."""
 
-    def start_join(self, video_id: int, now: float) -> Video:
+    def start_join(self, video_id: int, now: float, attempt: int = 1) -> Video:
         """Take the pending requests (appends from now on ask for another join) and the
-        lease: join_started_at and join_alive_at are now."""
+        lease: join_started_at and join_alive_at are now; join_attempt is `attempt`."""
 
     def renew_join_lease(self, video_id: int, started_at: float, now: float) -> bool:
         """The heartbeat of the join that started at started_at; False when that join is

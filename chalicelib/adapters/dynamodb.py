@@ -51,7 +51,7 @@ def _video(item: dict) -> Video:
         join_requested_at=item.get("join_requested_at"),
         join_urgent_at=item.get("join_urgent_at"),
         join_started_at=item.get("join_started_at"), join_alive_at=item.get("join_alive_at"),
-        joining_chunks=item.get("joining_chunks"),
+        joining_chunks=item.get("joining_chunks"), join_attempt=item.get("join_attempt", 0),
         compiled_chunks=item.get("compiled_chunks"), compiled_key=item.get("compiled_key"),
         poster_key=item.get("poster_key"),
         media=MediaSummary.from_dict(media) if media else None,
@@ -190,12 +190,13 @@ class DynamoCatalog:
         self._update(video_id, UpdateExpression="SET join_requested_at = :now",
                      ExpressionAttributeValues={":now": _dynamo(now)})
 
-    def start_join(self, video_id: int, now: float) -> Video:
+    def start_join(self, video_id: int, now: float, attempt: int = 1) -> Video:
         result = self._update(
             video_id,
             UpdateExpression=("SET join_started_at = :now, join_alive_at = :now, "
-                              "joining_chunks = chunk_count REMOVE join_requested_at, join_urgent_at"),
-            ExpressionAttributeValues={":now": _dynamo(now)}, ReturnValues="ALL_NEW")
+                              "joining_chunks = chunk_count, join_attempt = :attempt "
+                              "REMOVE join_requested_at, join_urgent_at"),
+            ExpressionAttributeValues={":now": _dynamo(now), ":attempt": attempt}, ReturnValues="ALL_NEW")
         return _video(result["Attributes"])
 
     def renew_join_lease(self, video_id: int, started_at: float, now: float) -> bool:

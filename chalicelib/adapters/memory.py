@@ -119,11 +119,11 @@ class MemoryCatalog:
         with self._lock:
             self._change(video_id, join_requested_at=now)
 
-    def start_join(self, video_id: int, now: float) -> Video:
+    def start_join(self, video_id: int, now: float, attempt: int = 1) -> Video:
         with self._lock:
             video = self._videos.get(video_id)
             self._change(video_id, join_started_at=now, join_alive_at=now,
-                         joining_chunks=video.chunk_count if video else None,
+                         joining_chunks=video.chunk_count if video else None, join_attempt=attempt,
                          join_requested_at=None, join_urgent_at=None)
             return self._videos[video_id]
 

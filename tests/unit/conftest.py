@@ -5,10 +5,14 @@ import subprocess
 import pytest
 
 
+class OutsideTheUnitTier(BaseException):
+    """Not an Exception: no handler of the code under test may swallow it."""
+
+
 @pytest.fixture(autouse=True)
 def no_subprocess(monkeypatch):
     def refuse(*args, **kwargs):
-        raise AssertionError(f"a unit test started a process: {args[0] if args else kwargs}")
+        raise OutsideTheUnitTier(f"a unit test started a process: {args[0] if args else kwargs}")
     monkeypatch.setattr(subprocess, "Popen", refuse)
 
 
@@ -17,5 +21,5 @@ def no_aws(monkeypatch):
     import botocore.client
 
     def refuse(*args, **kwargs):
-        raise AssertionError("a unit test called AWS: use the in-memory backend")
+        raise OutsideTheUnitTier("a unit test called AWS: use the in-memory backend")
     monkeypatch.setattr(botocore.client.BaseClient, "_make_api_call", refuse)

@@ -160,3 +160,29 @@ def test_a_finished_video_keeps_only_its_compiled_object(memory):
     assert any(request.urgent for request in requests)  # even of a video joined already
     assert memory.joiner.run(video_id) is JoinOutcome.UP_TO_DATE
     assert sorted(store.objects) == ["videos/1/compiled/000002.webm"]
+
+
+def test_a_join_that_keeps_vanishing_fails_the_video_with_the_reason(clocked):
+    video_id, token = record(clocked, fixture_chunks())
+    catalog, clock = clocked.backend.catalog, clocked.videos.clock
+    for attempt in (1, 2, 3):  # each started, then its worker died (out of time, killed)
+        assert catalog.get(video_id).next_join_attempt() == attempt
+        catalog.start_join(video_id, clock.now, attempt)
+        clock.now += clocked.settings.join_stall_seconds
+    assert clocked.joiner.run(video_id) is JoinOutcome.FAILED
+    status = status_of(clocked.videos, video_id, token)
+    assert status["status"] == "failed"
+    assert status["error"] == ("the join of these chunks started 3 times and never finished: "
+                               "it runs out of time or memory")
+
+
+def test_a_fault_of_the_join_itself_fails_the_video_instead_of_looping(memory):
+    class Broken:
+        def prepare(self, video, work_dir):
+            raise KeyError("a bug")
+
+    memory.joiner.strategies = [Broken()]
+    video_id, token = record(memory, fixture_chunks())
+    assert memory.joiner.run(video_id) is JoinOutcome.FAILED
+    assert status_of(memory.videos, video_id, token)["error"] == "the join failed (KeyError); the chunks are kept"
+    assert memory.backend.store.read_chunk(video_id, 0) == fixture_chunks()[0]
