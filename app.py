@@ -128,6 +128,21 @@ def delete_video(video_id):
     return Response(body="", status_code=204)
 
 
+@api_route("/videos/{video_id}/pieces", methods=["POST"], content_types=CHUNK_CONTENT_TYPES)
+def start_piece(video_id):
+    piece = services().videos.start_piece(parse_video_id(video_id), _token())
+    return Response(responses.piece_body(piece), status_code=201)
+
+
+@api_route("/videos/{video_id}/pieces/{piece_id}/commit", methods=["POST"],
+           content_types=CHUNK_CONTENT_TYPES)
+def commit_piece(video_id, piece_id):
+    where = byte_range(app.current_request.headers.get("content-range"))
+    appended = services().videos.commit_piece(parse_video_id(video_id), _token(), piece_id, where)
+    return Response(responses.appended_body(appended),
+                    headers={"Upload-Offset": str(appended.committed_bytes)})
+
+
 @api_route("/videos/{video_id}/finalize", methods=["POST"], content_types=CHUNK_CONTENT_TYPES)
 def finalize_video(video_id):
     return responses.video_body(services().videos.finalize(parse_video_id(video_id), _token()))

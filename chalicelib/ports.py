@@ -119,6 +119,18 @@ class ObjectStore(Protocol):
     def read_chunk(self, video_id: int, index: int) -> bytes:
         """ChunkMissing when it is not stored."""
 
+    def piece_upload_url(self, video_id: int, piece_id: str, expires_in: int) -> str:
+        """A URL the client PUTs a large piece to, straight into the store."""
+
+    def piece_size(self, video_id: int, piece_id: str) -> int | None:
+        """The uploaded piece's length; None when nothing was uploaded there."""
+
+    def commit_piece(self, video_id: int, piece_id: str, index: int) -> None:
+        """Move the piece to chunk `index` (copied within the store, then removed). Done
+        already when the piece is gone and the chunk is there."""
+
+    def delete_piece(self, video_id: int, piece_id: str) -> None: ...
+
     def put_segment(self, video_id: int, number: int, body: bytes) -> None: ...
 
     def read_segment(self, video_id: int, number: int, first_byte: int = 0) -> bytes:

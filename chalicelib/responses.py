@@ -3,7 +3,7 @@ import time
 
 from chalicelib.errors import StorageUnavailable, VideoError
 from chalicelib.models import Status
-from chalicelib.videos import Appended, Created, VideoView
+from chalicelib.videos import Appended, Created, Piece, VideoView
 
 FIRST_CHUNK_MESSAGE = "Video added successfully"
 LATER_CHUNK_MESSAGE = "Video appended and joined successfully"
@@ -39,6 +39,12 @@ def appended_body(appended: Appended) -> dict:
     return {"message": FIRST_CHUNK_MESSAGE if appended.chunk_index == 0 else LATER_CHUNK_MESSAGE,
             "video_id": appended.video_id, "chunk_index": appended.chunk_index,
             "bytes_received": appended.chunk_bytes, "committed_bytes": appended.committed_bytes}
+
+
+def piece_body(piece: Piece) -> dict:
+    return {"piece_id": piece.piece_id, "upload_url": piece.upload_url, "method": "PUT",
+            "first_byte": piece.first_byte, "max_bytes": piece.max_bytes,
+            "expires_in": piece.expires_in}
 
 
 def processing_body(retry_after_seconds: int) -> dict:

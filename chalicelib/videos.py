@@ -5,6 +5,7 @@ errors of `chalicelib.errors`; `chalicelib.responses` shapes the results into JS
 """
 import hashlib
 import re
+import secrets
 import time
 from dataclasses import dataclass
 from typing import Callable
@@ -13,7 +14,9 @@ from aws_lambda_powertools import Logger
 
 from chalicelib import tokens
 from chalicelib.errors import (
+    ChunkTooLarge,
     ConditionFailed,
+    InvalidUpload,
     InvalidVideoId,
     NoChunks,
     NotPlayable,
@@ -66,6 +69,16 @@ class Appended:
     chunk_bytes: int
     committed_bytes: int  # where the recording ends now: the next chunk's first byte
     retry: bool = False  # the chunk was committed already; nothing was stored twice
+
+
+@dataclass(frozen=True)
+class Piece:
+    """Where to PUT a piece too large for a request body, and what is known of it."""
+    piece_id: str
+    upload_url: str
+    first_byte: int  # where the recording ends now: where the piece will go
+    max_bytes: int
+    expires_in: int  # seconds the URL is good for
 
 
 @dataclass(frozen=True)
@@ -129,35 +142,70 @@ class VideoService:
         With `where` (Content-Range) the chunk must start where the recording ends; without,
         it goes at the end. Either way the chunk committed last, sent again (a retry after a
         lost answer), is answered as before and not stored twice."""
-        expected_hash = self._required_token_hash(token)
         digest = hashlib.sha256(chunk).hexdigest()
-        if where is not None and where.size != len(chunk):
+        return self._commit(video_id, token, len(chunk), digest, where,
+                            lambda index: self.store.put_chunk(video_id, index, chunk))
+
+    def start_piece(self, video_id: int, token: str | None) -> Piece:
+        """A piece too large for a request body: the client PUTs it to S3 itself, at a
+        presigned URL, then commits it (commit_piece) as the next chunk."""
+        video = self._authorized(video_id, token)
+        piece_id = secrets.token_hex(16)
+        seconds = self.settings.presigned_url_seconds
+        return Piece(piece_id, self.store.piece_upload_url(video_id, piece_id, seconds),
+                     video.committed_bytes, self.settings.max_piece_bytes, seconds)
+
+    def commit_piece(self, video_id: int, token: str | None, piece_id: str,
+                     where: ByteRange | None = None) -> Appended:
+        """The uploaded piece, as the next chunk, under the rules of append: committing the
+        same piece again is answered as before."""
+        video = self._authorized(video_id, token)
+        digest = f"piece:{piece_id}"
+        size = self.store.piece_size(video_id, piece_id)
+        if size is None:
+            if video.last_chunk_digest == digest:  # committed, and moved into place already
+                return Appended(video_id, video.chunk_count - 1, video.last_chunk_size,
+                                video.committed_bytes, retry=True)
+            raise InvalidUpload(f"no piece {shown(piece_id)} was uploaded to this video: "
+                                "PUT it to its upload_url first")
+        if size > self.settings.max_piece_bytes:
+            self.store.delete_piece(video_id, piece_id)
+            raise ChunkTooLarge(f"a piece may be at most {self.settings.max_piece_bytes} bytes",
+                                limit_bytes=self.settings.max_piece_bytes)
+        return self._commit(video_id, token, size, digest, where,
+                            lambda index: self.store.commit_piece(video_id, piece_id, index))
+
+    def _commit(self, video_id: int, token: str | None, size: int, digest: str,
+                where: ByteRange | None, write: Callable[[int], None]) -> Appended:
+        """Claim the next chunk index for `size` bytes, then write them there (`write`);
+        undo the claim when the write fails."""
+        expected_hash = self._required_token_hash(token)
+        if where is not None and where.size != size:
             self._conflict(self._authorized(video_id, token),
-                           f"the body holds {len(chunk)} bytes but Content-Range names {where.size}")
+                           f"the body holds {size} bytes but Content-Range names {where.size}")
         now = self.clock()
         try:
-            before = self.catalog.claim_chunk(video_id, len(chunk), digest, expected_hash, now,
+            before = self.catalog.claim_chunk(video_id, size, digest, expected_hash, now,
                                               first=where.first if where else None)
         except ConditionFailed as failed:
             current = self._found(video_id, token, failed.current)
-            if current.is_retry_of_last_chunk(len(chunk), digest, where.first if where else None):
-                # Stored again: the first attempt's write may be the one that failed.
-                self.store.put_chunk(video_id, current.chunk_count - 1, chunk)
-                return Appended(video_id, current.chunk_count - 1, len(chunk),
-                                current.committed_bytes, retry=True)
+            if current.is_retry_of_last_chunk(size, digest, where.first if where else None):
+                write(current.chunk_count - 1)  # again: the first attempt's write may have failed
+                return Appended(video_id, current.chunk_count - 1, size, current.committed_bytes,
+                                retry=True)
             if current.finalized_at is not None:
                 raise VideoFinalized("this video is finalized: it takes no more chunks",
                                      committed_bytes=current.committed_bytes)
             self._conflict(current, f"the chunk starts at byte {where.first}")
         index = before.chunk_count
         try:
-            self.store.put_chunk(video_id, index, chunk)
+            write(index)
         except StorageUnavailable:
             if not self.catalog.unclaim_chunk(video_id, before, digest):
-                self.catalog.release_chunk(video_id, index, len(chunk))  # skipped by joins
+                self.catalog.release_chunk(video_id, index, size)  # skipped by joins
             raise
         self._after_append(video_id, before.join_requested_at, now, where)
-        return Appended(video_id, index, len(chunk), before.committed_bytes + len(chunk))
+        return Appended(video_id, index, size, before.committed_bytes + size)
 
     def finalize(self, video_id: int, token: str | None) -> VideoView:
         """No more chunks: the video is joined now, not after the recording pauses."""

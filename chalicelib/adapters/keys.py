@@ -5,6 +5,8 @@ videos/<id>/compiled/000042.webm                     the join of chunks 0..41
 videos/<id>/compiled/000042.jpg                      its poster frame
 videos/<id>/segments/000000.seg, 000001.seg, ...     chunks folded into >= 5 MiB pieces
 videos/<id>/segments/000001.json, ...                the fold's state after each segment
+videos/<id>/pieces/<piece id>                        a large piece PUT by the client, until
+                                                     its commit moves it to chunks/
 
 A compiled object is named by the chunk count it reflects, so a join never overwrites the
 object a reader is being sent to, and running a join twice for one count writes the same key.
@@ -31,6 +33,10 @@ def video_prefix(video_id: int) -> str:
     return f"videos/{video_id}/"
 
 
+def piece_key(video_id: int, piece_id: str) -> str:
+    return f"videos/{video_id}/pieces/{piece_id}"
+
+
 def source_prefixes(video_id: int) -> list[str]:
-    """What a video is made from (chunks, segments and their state), not what it is."""
-    return [f"videos/{video_id}/chunks/", f"videos/{video_id}/segments/"]
+    """What a video is made from (chunks, segments and their state, pieces), not what it is."""
+    return [f"videos/{video_id}/{part}/" for part in ("chunks", "segments", "pieces")]

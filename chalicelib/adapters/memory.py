@@ -11,6 +11,7 @@ from chalicelib.adapters.keys import (
     chunk_key,
     compiled_key,
     fold_state_key,
+    piece_key,
     segment_key,
     source_prefixes,
     video_prefix,
@@ -213,6 +214,22 @@ class MemoryStore:
         if body is None:
             raise ChunkMissing(index)
         return body
+
+    def piece_upload_url(self, video_id: int, piece_id: str, expires_in: int) -> str:
+        return f"memory://{piece_key(video_id, piece_id)}?expires={int(time.time()) + expires_in}"
+
+    def piece_size(self, video_id: int, piece_id: str) -> int | None:
+        body = self._get(piece_key(video_id, piece_id))
+        return None if body is None else len(body)
+
+    def commit_piece(self, video_id: int, piece_id: str, index: int) -> None:
+        with self._lock:
+            body = self.objects.pop(piece_key(video_id, piece_id), None)
+            if body is not None:  # gone: moved by an earlier attempt of this commit
+                self.objects[chunk_key(video_id, index)] = body
+
+    def delete_piece(self, video_id: int, piece_id: str) -> None:
+        self.delete(piece_key(video_id, piece_id))
 
     def put_segment(self, video_id: int, number: int, body: bytes) -> None:
         self._put(segment_key(video_id, number), body)

@@ -10,6 +10,7 @@ from chalicelib.adapters.keys import (
     chunk_key,
     compiled_key,
     fold_state_key,
+    piece_key,
     segment_key,
     source_prefixes,
     video_prefix,
@@ -17,6 +18,7 @@ from chalicelib.adapters.keys import (
 from chalicelib.errors import ChunkMissing
 
 _SERVICE = "S3"
+_NOT_FOUND = ("NoSuchKey", "404", "NotFound")
 # Parts of 8 MiB, 4 at a time: about 32 MiB of buffers at most, whatever the video's
 # length, and far from the 10,000-part cap (an 80 GB video); S3 needs 5 MiB per part.
 _UPLOAD = TransferConfig(multipart_threshold=8 * 1024 * 1024,
@@ -40,9 +42,41 @@ class S3Store:
             try:
                 return self._get(chunk_key(video_id, index))
             except ClientError as error:
-                if aws.error_code(error) in ("NoSuchKey", "404"):
+                if aws.error_code(error) in _NOT_FOUND:
                     raise ChunkMissing(index) from error
                 raise
+
+    def piece_upload_url(self, video_id: int, piece_id: str, expires_in: int) -> str:
+        with aws.service_errors(_SERVICE):
+            return self.client.generate_presigned_url(
+                "put_object", Params={"Bucket": self.bucket, "Key": piece_key(video_id, piece_id)},
+                ExpiresIn=expires_in)
+
+    def piece_size(self, video_id: int, piece_id: str) -> int | None:
+        with aws.service_errors(_SERVICE):
+            try:
+                return self.client.head_object(Bucket=self.bucket,
+                                               Key=piece_key(video_id, piece_id))["ContentLength"]
+            except ClientError as error:
+                if aws.error_code(error) in _NOT_FOUND:
+                    return None
+                raise
+
+    def commit_piece(self, video_id: int, piece_id: str, index: int) -> None:
+        source = {"Bucket": self.bucket, "Key": piece_key(video_id, piece_id)}
+        with aws.service_errors(_SERVICE):
+            try:
+                # A managed copy: one CopyObject, or UploadPartCopy parts above 8 MiB (a
+                # single CopyObject stops at 5 GB); no byte passes through here.
+                self.client.copy(source, self.bucket, chunk_key(video_id, index), Config=_UPLOAD)
+            except ClientError as error:
+                if aws.error_code(error) in _NOT_FOUND:
+                    return  # moved by an earlier attempt of this commit
+                raise
+            self.client.delete_object(**source)
+
+    def delete_piece(self, video_id: int, piece_id: str) -> None:
+        self.delete(piece_key(video_id, piece_id))
 
     def put_segment(self, video_id: int, number: int, body: bytes) -> None:
         self._put(segment_key(video_id, number), body)

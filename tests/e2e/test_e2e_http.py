@@ -122,3 +122,47 @@ def test_errors_over_http_are_json(live_server):
         assert response.status_code == status, response.text
         assert response.headers["Content-Type"] == "application/json"
         assert response.json()["Code"] == code
+
+
+def test_a_20_mb_piece_goes_to_s3_directly_and_joins_with_the_chunks_around_it(live_server, tmp_path):
+    """The body limit is 4.5 MB; a whole recording uploaded at the end is larger. The API
+    hands out a presigned PUT, the bytes go to S3 without passing through it, and the
+    commit puts them in the sequence."""
+    from tests.media_factory import unseekable_stream
+    url = live_server.url
+    data = unseekable_stream("webm", "vp8", "opus", seconds=40.0, video_bitrate="5M")
+    assert len(data) > 21_000_000
+    video_id, token = create(url)
+    auth = {"Authorization": f"Bearer {token}"}
+    head, piece_bytes, tail = data[:300_000], data[300_000:20_300_000], data[20_300_000:]
+    assert requests.post(f"{url}/append_video/{video_id}/", data=head, timeout=10,
+                         headers={**auth, "Content-Type": "video/webm"}).status_code == 200
+    piece = requests.post(f"{url}/videos/{video_id}/pieces", headers=auth, timeout=10).json()
+    assert piece["first_byte"] == len(head)
+    put = requests.put(piece["upload_url"], data=piece_bytes, timeout=60)
+    assert put.status_code == 200, put.text[:300]
+    commit_url = f"{url}/videos/{video_id}/pieces/{piece['piece_id']}/commit"
+    where = {"Content-Range": f"bytes {len(head)}-{len(head) + len(piece_bytes) - 1}/*"}
+    committed = requests.post(commit_url, headers={**auth, **where}, timeout=60)
+    assert committed.status_code == 200, committed.text
+    assert committed.json()["chunk_index"] == 1
+    assert committed.headers["Upload-Offset"] == str(len(head) + len(piece_bytes))
+    again = requests.post(commit_url, headers={**auth, **where}, timeout=60)  # a retry
+    assert (again.status_code, again.json()["chunk_index"]) == (200, 1)
+    for first in range(len(data) - len(tail), len(data), 1_000_000):
+        chunk = data[first:first + 1_000_000]
+        appended = requests.post(f"{url}/append_video/{video_id}/", data=chunk, timeout=10, headers={
+            **auth, "Content-Type": "video/webm",
+            "Content-Range": f"bytes {first}-{first + len(chunk) - 1}/{len(data)}"})
+        assert appended.status_code == 200, appended.text  # the last reaches the total: finalized
+    chunks = 2 + -(-len(tail) // 1_000_000)
+    answer = wait_for_video(lambda: requests.get(f"{url}/get_video/{video_id}/", headers=auth,
+                                                 allow_redirects=False, timeout=10), timeout=120)
+    assert answer.status_code == 302, answer.text
+    video = requests.get(answer.headers["Location"], timeout=60).content
+    path = tmp_path / "video.webm"
+    path.write_bytes(video)
+    assert decode_errors(str(path)) == ""
+    status = requests.get(f"{url}/videos/{video_id}", headers=auth, timeout=10).json()
+    assert (status["status"], status["chunk_count"], status["finalized"]) == ("ready", chunks, True)
+    assert status["duration"] == pytest.approx(40.0, abs=0.2)
