@@ -7,7 +7,7 @@ PYTHON ?= python3
 BIN := $(VENV)/bin
 FFMPEG := $(CURDIR)/layers/ffmpeg/bin/ffmpeg
 
-.PHONY: run test test-unit system-packages bench ffmpeg clean
+.PHONY: run test test-unit system-packages bench bench-load ffmpeg clean
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,10 @@ test-unit: $(BIN)/.installed
 
 bench: $(BIN)/.installed $(FFMPEG)
 	FFMPEG_BINARY=$(FFMPEG) $(BIN)/python -m bench $(BENCH_ARGS)
+
+# 50 recorders on a bad network (late answers, resends, doubles): nothing lost or doubled.
+bench-load: $(BIN)/.installed $(FFMPEG)
+	FFMPEG_BINARY=$(FFMPEG) $(BIN)/python -m bench.load $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) layers/ffmpeg/bin .pytest_cache

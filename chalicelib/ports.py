@@ -1,7 +1,8 @@
 """The service's three ports to the outside: the video catalog, the object store and the
 join queue. Each has two implementations held to one contract (tests/integration/
 test_contracts.py): the AWS one (`chalicelib.adapters.dynamodb`, `.s3`, `.sqs`) and an
-in-memory one (`chalicelib.adapters.memory`) for fast tests.
+in-memory one (`chalicelib.adapters.memory_catalog`, `.memory_store`, `.memory_queue`)
+for fast tests.
 
 Every implementation raises only the errors of `chalicelib.errors`: ConditionFailed when
 a conditional write does not apply, ChunkMissing for a chunk not stored, StorageUnavailable

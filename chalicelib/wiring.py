@@ -11,7 +11,9 @@ from typing import Callable
 
 from chalicelib import aws
 from chalicelib.adapters.dynamodb import DynamoCatalog
-from chalicelib.adapters.memory import MemoryCatalog, MemoryQueue, MemoryStore
+from chalicelib.adapters.memory_catalog import MemoryCatalog
+from chalicelib.adapters.memory_queue import MemoryQueue
+from chalicelib.adapters.memory_store import MemoryStore
 from chalicelib.adapters.s3 import S3Store
 from chalicelib.adapters.sqs import SqsQueue
 from chalicelib.joiner import Joiner

@@ -1,2 +1,2 @@
 """Implementations of the ports in `chalicelib.ports`: on AWS (dynamodb, s3, sqs) and in
-memory (memory). `chalicelib.wiring` picks and builds them."""
+memory (memory_catalog, memory_store, memory_queue). `chalicelib.wiring` builds them."""

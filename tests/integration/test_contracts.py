@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from chalicelib import aws, wiring
-from chalicelib.adapters.memory import MemoryStore
+from chalicelib.adapters.memory_store import MemoryStore
 from chalicelib.errors import ChunkMissing, ConditionFailed, StorageUnavailable
 from chalicelib.models import JoinMethod, MediaSummary
 from chalicelib.settings import get_settings

@@ -1,0 +1,145 @@
+"""The object store in memory: the S3 store's twin for fast tests, keyed as
+`chalicelib.adapters.keys` lays S3 out, with S3's 5 MiB part minimum and missing-key
+answers (tests/integration/test_contracts.py holds both to one contract)."""
+import threading
+import time
+from typing import Callable
+
+from chalicelib.adapters.keys import (
+    chunk_key,
+    compiled_key,
+    fold_state_key,
+    piece_key,
+    segment_key,
+    source_prefixes,
+    video_prefix,
+)
+from chalicelib.errors import ChunkMissing, StorageUnavailable
+
+MIN_PART_BYTES = 5 * 1024 * 1024  # S3's smallest multipart part (all but the last)
+
+
+class MemoryStore:
+    """Objects in a dict, keyed as the S3 store keys them."""
+
+    def __init__(self):
+        self.objects: dict[str, bytes] = {}
+        self.content_types: dict[str, str] = {}
+        self._lock = threading.Lock()
+
+    def _put(self, key: str, body: bytes, content_type: str = "application/octet-stream") -> None:
+        with self._lock:
+            self.objects[key] = bytes(body)
+            self.content_types[key] = content_type
+
+    def _get(self, key: str) -> bytes | None:
+        with self._lock:
+            return self.objects.get(key)
+
+    def put_chunk(self, video_id: int, index: int, body: bytes) -> None:
+        self._put(chunk_key(video_id, index), body)
+
+    def read_chunk(self, video_id: int, index: int) -> bytes:
+        body = self._get(chunk_key(video_id, index))
+        if body is None:
+            raise ChunkMissing(index)
+        return body
+
+    def piece_upload_url(self, video_id: int, piece_id: str, expires_in: int) -> str:
+        return f"memory://{piece_key(video_id, piece_id)}?expires={int(time.time()) + expires_in}"
+
+    def piece_size(self, video_id: int, piece_id: str) -> int | None:
+        body = self._get(piece_key(video_id, piece_id))
+        return None if body is None else len(body)
+
+    def commit_piece(self, video_id: int, piece_id: str, index: int) -> None:
+        with self._lock:
+            body = self.objects.pop(piece_key(video_id, piece_id), None)
+            if body is not None:  # gone: moved by an earlier attempt of this commit
+                self.objects[chunk_key(video_id, index)] = body
+
+    def delete_piece(self, video_id: int, piece_id: str) -> None:
+        self.delete(piece_key(video_id, piece_id))
+
+    def put_segment(self, video_id: int, number: int, body: bytes) -> None:
+        self._put(segment_key(video_id, number), body)
+
+    def read_segment(self, video_id: int, number: int, first_byte: int = 0) -> bytes:
+        return self._existing(segment_key(video_id, number))[first_byte:]
+
+    def put_fold_state(self, video_id: int, segment_count: int, state: bytes) -> None:
+        self._put(fold_state_key(video_id, segment_count), state, "application/json")
+
+    def read_fold_state(self, video_id: int, segment_count: int) -> bytes:
+        return self._existing(fold_state_key(video_id, segment_count))
+
+    def compiled_key(self, video_id: int, chunk_count: int, extension: str) -> str:
+        return compiled_key(video_id, chunk_count, extension)
+
+    def upload_file(self, path: str, key: str, content_type: str) -> None:
+        with open(path, "rb") as source:
+            self._put(key, source.read(), content_type)
+
+    def start_composition(self, key: str, content_type: str) -> "MemoryComposition":
+        return MemoryComposition(self, key, content_type)
+
+    def delete(self, key: str) -> None:
+        with self._lock:
+            self.objects.pop(key, None)
+            self.content_types.pop(key, None)
+
+    def delete_video(self, video_id: int) -> None:
+        self._delete_under(video_prefix(video_id))
+
+    def delete_sources(self, video_id: int) -> None:
+        for prefix in source_prefixes(video_id):
+            self._delete_under(prefix)
+
+    def _delete_under(self, prefix: str) -> None:
+        with self._lock:
+            for key in [key for key in self.objects if key.startswith(prefix)]:
+                del self.objects[key]
+                self.content_types.pop(key, None)
+
+    def presigned_get(self, key: str) -> str:
+        return f"memory://videos/{key}?expires={int(time.time()) + 3600}"
+
+    def _existing(self, key: str) -> bytes:
+        body = self._get(key)
+        if body is None:
+            raise StorageUnavailable("S3 refused the call (NoSuchKey); retry")
+        return body
+
+
+class MemoryComposition:
+    def __init__(self, store: MemoryStore, key: str, content_type: str):
+        self.key = key
+        self._store = store
+        self._content_type = content_type
+        self._parts: dict[int, Callable[[], bytes]] = {}
+        self._open = True
+
+    def send(self, number: int, body: bytes) -> None:
+        self._parts[number] = lambda: body
+
+    def copy_segment(self, number: int, video_id: int, segment: int) -> None:
+        # Read at completion, as S3 copies whatever the source holds when it copies.
+        self._parts[number] = lambda: self._store.read_segment(video_id, segment)
+
+    def complete(self) -> None:
+        try:
+            if not self._open:
+                raise StorageUnavailable("S3 refused the call (NoSuchUpload); retry")
+            numbers = sorted(self._parts)
+            parts = [self._parts[n]() for n in numbers]
+            if any(len(part) < MIN_PART_BYTES for part in parts[:-1]):
+                raise StorageUnavailable("S3 refused the call (EntityTooSmall); retry")
+            self._store._put(self.key, b"".join(parts), self._content_type)
+        except BaseException:
+            self.abort()
+            raise
+        self._open = False
+
+    def abort(self) -> None:
+        self._open = False
+        self._parts.clear()
