@@ -117,8 +117,10 @@ class ObjectStore(Protocol):
 
     def put_chunk(self, video_id: int, index: int, body: bytes) -> None: ...
 
-    def read_chunk(self, video_id: int, index: int) -> bytes:
-        """ChunkMissing when it is not stored."""
+    def read_chunk(self, video_id: int, index: int, first_byte: int = 0,
+                   max_bytes: int | None = None) -> bytes:
+        """The chunk's bytes from first_byte, at most max_bytes of them (b"" past its end):
+        a large chunk is read a block at a time. ChunkMissing when it is not stored."""
 
     def piece_upload_url(self, video_id: int, piece_id: str, expires_in: int) -> str:
         """A URL the client PUTs a large piece to, straight into the store."""

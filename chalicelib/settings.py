@@ -25,8 +25,9 @@ class Settings:
     job_queue_name: str
     auth_mode: str  # "token": every call but create needs the video's token; "open": none do
     max_chunk_bytes: int
-    # A piece PUT to S3 directly (POST /videos/<id>/pieces) may be this large: a join holds
-    # one chunk in memory at a time, so the join function's memory bounds it.
+    # A piece PUT to S3 directly (POST /videos/<id>/pieces) may be this large; S3 takes at
+    # most 5 GiB in one PUT. Joins stream large chunks, so memory does not bound it; the join
+    # function's /tmp does (the remux is written there).
     max_piece_bytes: int
     ffmpeg_binary: str
     presigned_url_seconds: int
@@ -89,7 +90,7 @@ def get_settings() -> Settings:
         job_queue_name=_required("JOB_QUEUE_NAME"),
         auth_mode=_auth_mode(),
         max_chunk_bytes=_integer("MAX_CHUNK_BYTES", DEFAULT_MAX_CHUNK_BYTES, minimum=1),
-        max_piece_bytes=_integer("MAX_PIECE_BYTES", 256 * 1024 * 1024, minimum=1),
+        max_piece_bytes=_integer("MAX_PIECE_BYTES", 5 * 1024 ** 3, minimum=1),
         ffmpeg_binary=os.environ.get("FFMPEG_BINARY", "").strip() or "ffmpeg",
         presigned_url_seconds=_integer("PRESIGNED_URL_SECONDS", 3600, minimum=1),
         join_delay_seconds=min(_integer("JOIN_DELAY_SECONDS", 2), 900),

@@ -39,11 +39,12 @@ class MemoryStore:
     def put_chunk(self, video_id: int, index: int, body: bytes) -> None:
         self._put(chunk_key(video_id, index), body)
 
-    def read_chunk(self, video_id: int, index: int) -> bytes:
+    def read_chunk(self, video_id: int, index: int, first_byte: int = 0,
+                   max_bytes: int | None = None) -> bytes:
         body = self._get(chunk_key(video_id, index))
         if body is None:
             raise ChunkMissing(index)
-        return body
+        return body[first_byte:None if max_bytes is None else first_byte + max_bytes]
 
     def piece_upload_url(self, video_id: int, piece_id: str, expires_in: int) -> str:
         return f"memory://{piece_key(video_id, piece_id)}?expires={int(time.time()) + expires_in}"

@@ -37,13 +37,16 @@ class S3Store:
     def put_chunk(self, video_id: int, index: int, body: bytes) -> None:
         self._put(chunk_key(video_id, index), body)
 
-    def read_chunk(self, video_id: int, index: int) -> bytes:
+    def read_chunk(self, video_id: int, index: int, first_byte: int = 0,
+                   max_bytes: int | None = None) -> bytes:
         with aws.service_errors(_SERVICE):
             try:
-                return self._get(chunk_key(video_id, index))
+                return self._get(chunk_key(video_id, index), first_byte, max_bytes)
             except ClientError as error:
                 if aws.error_code(error) in _NOT_FOUND:
                     raise ChunkMissing(index) from error
+                if aws.error_code(error) == "InvalidRange":
+                    return b""  # first_byte is at or past the end
                 raise
 
     def piece_upload_url(self, video_id: int, piece_id: str, expires_in: int) -> str:
@@ -144,8 +147,12 @@ class S3Store:
         with aws.service_errors(_SERVICE):
             self.client.put_object(Bucket=self.bucket, Key=key, Body=body, ContentType=content_type)
 
-    def _get(self, key: str, first_byte: int = 0) -> bytes:
-        extra = {"Range": f"bytes={first_byte}-"} if first_byte else {}
+    def _get(self, key: str, first_byte: int = 0, max_bytes: int | None = None) -> bytes:
+        extra = {}
+        if max_bytes is not None:
+            extra["Range"] = f"bytes={first_byte}-{first_byte + max_bytes - 1}"
+        elif first_byte:
+            extra["Range"] = f"bytes={first_byte}-"
         return self.client.get_object(Bucket=self.bucket, Key=key, **extra)["Body"].read()
 
 

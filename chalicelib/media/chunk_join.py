@@ -119,6 +119,27 @@ class _PreparedFile(PreparedJoin):
         self.store.delete(self.key)
 
 
+# Chunks are fetched ahead this much at a time: a larger one (a piece PUT to S3, up to 5 GB)
+# is streamed into ffmpeg a block at a time, so memory stays bounded.
+READ_BLOCK = 8 * 1024 * 1024
+
+
+def _chunk(store: ObjectStore, video_id: int, index: int) -> bytes | Iterator[bytes]:
+    """A chunk's bytes, or, for a chunk larger than READ_BLOCK, its blocks as they are read."""
+    first = store.read_chunk(video_id, index, max_bytes=READ_BLOCK)
+    return first if len(first) < READ_BLOCK else _blocks(store, video_id, index, first)
+
+
+def _blocks(store: ObjectStore, video_id: int, index: int, first: bytes) -> Iterator[bytes]:
+    block, offset = first, 0
+    while block:
+        yield block
+        offset += len(block)
+        if len(block) < READ_BLOCK:
+            return
+        block = store.read_chunk(video_id, index, first_byte=offset, max_bytes=READ_BLOCK)
+
+
 class ChunkJoin:
     """Reads every stored chunk (fetched ahead) and joins them with ffmpeg. Never declines."""
 
@@ -130,8 +151,8 @@ class ChunkJoin:
     def prepare(self, video: Video, work_dir: str) -> PreparedJoin:
         indices = video.stored_chunk_indices()
         chunks = prefetch.prefetch_in_order(
-            indices, functools.partial(self.store.read_chunk, video.video_id),
-            prefetch.window_for(video.byte_count, len(indices)))
+            indices, functools.partial(_chunk, self.store, video.video_id),
+            prefetch.window_for(min(video.byte_count, READ_BLOCK * len(indices)), len(indices)))
         joined = join_chunks(self.ffmpeg, chunks, work_dir, self.allow_reencode)
         key = self.store.compiled_key(video.video_id, video.chunk_count, joined.container.extension)
         return _PreparedFile(key=key, container=joined.container, info=joined.info,

@@ -232,6 +232,11 @@ def _without(stderr: bytes, ignore: tuple[bytes, ...]) -> bytes:
     return b"".join(line for line in lines if not any(marker in line for marker in ignore))
 
 
+# A path of the join's work directory says nothing to a client about its recording.
+_PATH = re.compile(r"(?<![\w.])/(?:[\w.+-]+/)+[\w.+-]*")
+
+
 def _last_lines(stderr: bytes) -> str:
-    lines = [line.strip() for line in stderr.decode("utf-8", "replace").splitlines() if line.strip()]
+    text = _PATH.sub("<file>", stderr.decode("utf-8", "replace"))
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
     return "; ".join(lines[-_ERROR_LINES:]) or "ffmpeg failed without a message"

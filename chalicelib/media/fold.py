@@ -92,6 +92,10 @@ class _SeveralFiles(Exception):
         self.index = index
 
 
+class _TooLarge(_SeveralFiles):
+    """A chunk larger than a fold holds (a piece PUT to S3): joined from the chunks."""
+
+
 class Folder:
     def __init__(self, catalog: Catalog, store: ObjectStore):
         self.catalog = catalog
@@ -131,6 +135,8 @@ class Folder:
                 return self.stop(video, f"chunk {lost[0]} was lost")
             try:
                 read = self._read(video, state, final)
+            except _TooLarge as large:
+                return self.stop(video, f"chunk {large.index} is larger than {FOLD_READ_BYTES} bytes")
             except _SeveralFiles as second:
                 return self.stop(video, f"chunk {second.index} starts another file")
             try:
@@ -160,8 +166,10 @@ class Folder:
         read = _Read(bytearray(), [], [], exhausted=True)
         indices = list(range(state.chunk, video.chunk_count))
         window = prefetch.PREFETCH if final else BACKGROUND_PREFETCH
+        # One byte more than a fold holds: a chunk that large is not folded (and not read whole).
         chunks = prefetch.prefetch_in_order(
-            indices, lambda i: self.store.read_chunk(video.video_id, i), window)
+            indices, lambda i: self.store.read_chunk(video.video_id, i, max_bytes=FOLD_READ_BYTES + 1),
+            window)
         try:
             _take(read, chunks, indices, state, final)
         finally:
@@ -193,6 +201,8 @@ def _take(read: _Read, chunks, indices: list[int], state: FoldState, final: bool
             break  # its append is in flight: fold up to it
         if index > 0 and containers.sniff(chunk[:containers.SNIFF_BYTES]) is not None:
             raise _SeveralFiles(index)
+        if len(chunk) > FOLD_READ_BYTES:
+            raise _TooLarge(index)
         offset = state.offset if index == state.chunk else 0
         read.starts.append(len(read.data))
         read.chunks.append((index, offset))

@@ -435,3 +435,12 @@ def test_a_delayed_request_is_not_delivered_before_its_time(backend):
     queue.schedule_join(8, delay_seconds=60)
     assert queue.waiting() == (0, 1)
     assert queue.receive() is None
+
+
+def test_a_chunk_is_read_a_range_at_a_time(backend):
+    store = backend.store
+    store.put_chunk(7, 0, bytes(range(100)))
+    assert store.read_chunk(7, 0, max_bytes=10) == bytes(range(10))
+    assert store.read_chunk(7, 0, first_byte=95, max_bytes=10) == bytes(range(95, 100))
+    assert store.read_chunk(7, 0, first_byte=40) == bytes(range(40, 100))
+    assert store.read_chunk(7, 0, first_byte=100, max_bytes=10) == b""

@@ -227,3 +227,28 @@ def test_a_finalized_recording_keeps_only_its_compiled_video_and_poster(on_moto,
     catalog = services.backend.catalog
     assert packets(compiled(video_id, catalog), tmp_path, "out.webm") == packets(data, tmp_path, "in.webm")
     assert status_of(services.videos, video_id, token)["status"] == "ready"
+
+
+def test_a_chunk_larger_than_a_fold_holds_is_streamed_into_the_chunk_join(on_moto, tmp_path, monkeypatch):
+    """A piece PUT to S3 can be gigabytes: the fold does not read it whole, and the chunk
+    join streams it into ffmpeg a block at a time (both limits made small here)."""
+    from chalicelib.media import chunk_join, fold
+    monkeypatch.setattr(fold, "FOLD_READ_BYTES", 6 * 1024 * 1024)
+    monkeypatch.setattr(chunk_join, "READ_BLOCK", 1024 * 1024)
+    reads = []
+    store = on_moto.backend.store
+    real_read = store.read_chunk
+    monkeypatch.setattr(store, "read_chunk", lambda *args, **kwargs: reads.append(kwargs) or real_read(*args, **kwargs))
+    services = on_moto
+    data = long_recording()
+    chunks = [data[:CHUNK], data[CHUNK:CHUNK + 8_000_000]] + in_chunks(data[CHUNK + 8_000_000:])
+    video_id, token = record(services, chunks, fold_every=3)
+    assert services.joiner.run(video_id) == "joined"
+    assert services.backend.catalog.get(video_id).segments_off == (
+        f"chunk 1 is larger than {6 * 1024 * 1024} bytes")
+    status = status_of(services.videos, video_id, token)
+    assert (status["status"], status["join_method"]) == ("ready", "remux")
+    assert packets(compiled(video_id, services.backend.catalog), tmp_path, "out.webm") == packets(
+        data, tmp_path, "in.webm")
+    assert all(read.get("max_bytes") for read in reads)  # never a whole chunk in one read
+    assert max(read["max_bytes"] for read in reads) <= 6 * 1024 * 1024 + 1

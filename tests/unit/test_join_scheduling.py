@@ -82,7 +82,7 @@ def test_bytes_that_are_no_recording_fail_with_the_reason_and_stay_stored(memory
 def test_a_join_that_cannot_reach_storage_is_released_for_a_retry(memory, monkeypatch):
     video_id, _ = record(memory, fixture_chunks())
 
-    def unreachable(*args):
+    def unreachable(*args, **kwargs):
         raise StorageUnavailable("S3 did not answer (ReadTimeoutError); retry")
 
     monkeypatch.setattr(memory.backend.store, "read_chunk", unreachable)

@@ -17,3 +17,10 @@ def test_a_file_ffmpeg_cannot_read_has_no_duration_and_no_streams():
     info = parse_probe("x.webm: Invalid data found when processing input\n")
     assert (info.duration, info.streams, info.video, info.audio) == (None, (), None, None)
     assert info.describe() == "no streams"
+
+
+def test_ffmpeg_s_words_in_an_error_name_no_file_of_the_work_directory():
+    from chalicelib.media.ffmpeg import _last_lines
+    said = _last_lines(b"[in#0 @ 0x1] Error opening input: Invalid data found\n"
+                       b"Error opening input file /tmp/tmpab_c/part-000000.webm.\n")
+    assert said == "[in#0 @ 0x1] Error opening input: Invalid data found; Error opening input file <file>"
