@@ -7,7 +7,8 @@ seekable_head  a new head for those clusters: Duration and Cues
 probe        duration and streams of a file, from what ffmpeg prints
 ffmpeg       the one place that runs ffmpeg
 files        chunks grouped into files by their first bytes
-verify       duration and decode checks, and the rule of which windows are decoded
+verify       duration, decode and audio checks, and the rule of which windows are decoded
+stream_check a WebM stream's structure walked as its bytes go into ffmpeg
 joins        the join strategy interface: prepare, then upload, verify or abort
 fold         folding a recording into >= 5 MiB segments while it goes on
 segment_join strategy: compose a folded recording by S3 copies

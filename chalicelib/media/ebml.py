@@ -16,6 +16,11 @@ class Unsupported(Exception):
     """A structure the copying join does not handle; the message says which."""
 
 
+class Damaged(Unsupported):
+    """Bytes that cannot be what a recorder wrote: a piece is missing, doubled or out of
+    order. Unlike a structure that is merely unusual, this fails the join."""
+
+
 def _vint(data, pos: int, keep_marker: bool) -> tuple[int, int]:
     if pos >= len(data):
         raise Incomplete()
@@ -24,7 +29,7 @@ def _vint(data, pos: int, keep_marker: bool) -> tuple[int, int]:
     while length <= 8 and not first & (0x80 >> (length - 1)):
         length += 1
     if length > 8:
-        raise Unsupported(f"invalid EBML number at byte {pos}")
+        raise Damaged(f"invalid EBML number at byte {pos}")
     if pos + length > len(data):
         raise Incomplete()
     value = first if keep_marker else first & (0xFF >> length)

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from chalicelib.errors import NotPlayable
 from chalicelib.media import ebml, verify
-from chalicelib.media.ebml import UNKNOWN_SIZE, Incomplete, Unsupported, element_at
+from chalicelib.media.ebml import UNKNOWN_SIZE, Damaged, Incomplete, Unsupported, element_at  # noqa: F401
 
 EBML = 0x1A45DFA3
 SEGMENT = 0x18538067
@@ -50,6 +50,9 @@ CRC32 = 0xBF
 
 # Level-1 elements of the stream's head that the new head replaces or leaves out.
 _REPLACED = {SEEK_HEAD, INFO, CUES, VOID, CRC32}
+# Level-1 elements a finished file has after its clusters (Cues, Tags, Chapters,
+# Attachments...): not a live stream, but no damage either.
+_FINISHED_FILE = {CUES, 0x1254C367, 0x1043A770, 0x1941A469, SEEK_HEAD, INFO, TRACKS, EBML, SEGMENT}
 # Cluster children that carry no frame (Position, PrevSize, Void, CRC-32, SilentTracks).
 _CLUSTER_FILLER = {0xA7, 0xAB, VOID, CRC32, 0x5854}
 _CLUSTER_CHILDREN = {CLUSTER_TIMECODE, SIMPLE_BLOCK, BLOCK_GROUP} | _CLUSTER_FILLER
@@ -235,10 +238,12 @@ def scan_clusters(data, offset: int, head: Head, index: Index) -> Scan:
         # Checked before the element is known to be whole: bytes out of order could
         # otherwise pass for a frame cut short at the end of the recording.
         if element not in (_CLUSTER_CHILDREN if cluster_start is not None else {VOID}):
-            raise Unsupported(f"element {element:X} among the clusters "
-                              "(a finished file, or bytes out of order)")
+            if element in _FINISHED_FILE:
+                raise Unsupported(f"element {element:X} among the clusters (a finished file)")
+            raise Damaged(f"element {element:X} among the clusters at byte {offset + pos}: "
+                          "bytes out of order or missing")
         if size > _LARGEST_ELEMENT:
-            raise Unsupported(f"element {element:X} claims {size} bytes")
+            raise Damaged(f"element {element:X} at byte {offset + pos} claims {size} bytes")
         if start + size > len(data):
             break
         body = data[start:start + size]
@@ -246,11 +251,11 @@ def scan_clusters(data, offset: int, head: Head, index: Index) -> Scan:
             cluster_time = ebml.uint(body)
         elif element in (SIMPLE_BLOCK, BLOCK_GROUP):
             if cluster_time is None:
-                raise Unsupported("a frame comes before its cluster's time")
+                raise Damaged(f"a frame comes before its cluster's time, at byte {offset + pos}")
             track, time, key, duration = _frame(element, body, cluster_time, head)
             previous = index.last_times.get(str(track))
             if previous is not None and time < previous:
-                raise Unsupported(f"track {track}'s time runs backwards")
+                raise Damaged(f"track {track}'s time runs backwards at byte {offset + pos}")
             index.last_times[str(track)] = time
             index.end = max(index.end, time + duration)
             if head.tracks[track].kind == _AUDIO:
@@ -262,7 +267,7 @@ def scan_clusters(data, offset: int, head: Head, index: Index) -> Scan:
         pos = complete = start + size
         if cluster_end is not None:
             if pos > cluster_end:
-                raise Unsupported("a frame crosses the end of its cluster")
+                raise Damaged(f"a frame crosses the end of its cluster, at byte {offset + pos}")
             if pos == cluster_end:
                 cluster_start = cluster_end = None
     cut_short = cluster_end is not None and cluster_end > complete
@@ -277,7 +282,7 @@ def _check_audio_continues(index: Index, head: Head, track: str, time: int, dura
         try:
             verify.audio_gap(head.seconds(previous_end), head.seconds(time))
         except NotPlayable as gap:
-            raise Unsupported(gap.message) from None
+            raise Damaged(gap.message) from None
     index.audio_ends[track] = max(previous_end or 0, time + duration)
 
 
@@ -287,14 +292,14 @@ def _frame(element: int, body, cluster_time: int, head: Head) -> tuple[int, int,
     if element == BLOCK_GROUP:
         fields = dict(ebml.children(body))
         if BLOCK not in fields:
-            raise Unsupported("a block group without a block")
+            raise Damaged("a block group without a block")
         body, key = fields[BLOCK], REFERENCE_BLOCK not in fields
         duration = ebml.uint(fields[BLOCK_DURATION]) if BLOCK_DURATION in fields else None
     track, pos = ebml.track_number(body)
     if len(body) < pos + 3:
-        raise Unsupported("a block is shorter than its header")
+        raise Damaged("a block is shorter than its header")
     if track not in head.tracks:
-        raise Unsupported(f"a frame of track {track}, which the head does not declare")
+        raise Damaged(f"a frame of track {track}, which the head does not declare")
     time = cluster_time + int.from_bytes(body[pos:pos + 2], "big", signed=True)
     if element == SIMPLE_BLOCK:
         key = bool(body[pos + 2] & 0x80)

@@ -140,10 +140,10 @@ BAD = {
                                       "holds no complete audio or video frame"),
     # Seeded: which error ffmpeg meets first depends on the bytes.
     "a header then random bytes": (lambda: [fixture_chunks()[0][:200], random.Random(7).randbytes(20_000)],
-                                   "the recording could not be read: .*matroska"),
+                                   "the recording is damaged: element B4 among the clusters at byte 201"),
     "later chunks without the first": (lambda: fixture_chunks()[1:], NO_HEADER),
     "chunks out of order": (lambda: [fixture_chunks()[i] for i in (0, 1, 3, 2, 4, 5)],
-                            "the chunks are out of order or damaged: Non-monotonic DTS"),
+                            "the recording is damaged: the audio stops for 0.60 s at 1.02 s"),
 }
 
 
@@ -200,3 +200,19 @@ def test_real_chromium_recordings_with_capture_stalls_are_accepted(ffmpeg, tmp_p
 
 def test_stalled_fixtures_are_present():
     assert len(STALLED) == 3
+
+
+def test_fragmented_mp4_out_of_order_fails_on_ffmpeg_s_own_timestamps(ffmpeg, tmp_path):
+    """The stream walk reads Matroska only; for MP4, ffmpeg's warning that time runs
+    backwards is what tells chunks out of order."""
+    stream = unseekable_stream("mp4", "h264", "aac", seconds=4.0)
+    boxes, at = [], 0
+    while at < len(stream):
+        size = int.from_bytes(stream[at:at + 4], "big")
+        boxes.append(stream[at:at + size])
+        at += size
+    head, fragments = boxes[0] + boxes[1], [a + b for a, b in zip(boxes[2::2], boxes[3::2])]
+    assert len(fragments) >= 4
+    swapped = [head, fragments[0], fragments[2], fragments[1], *fragments[3:]]
+    with pytest.raises(NotPlayable, match="the chunks are out of order or damaged: Non-monotonic DTS"):
+        join_and_check(ffmpeg, swapped, tmp_path)

@@ -96,3 +96,34 @@ def test_an_index_reads_a_state_written_before_audio_ends_were_kept():
     index = matroska.Index.from_json({"cues": [[0, 0]], "end": 9, "last_times": {"1": 3}})
     assert (index.cues, index.end, index.last_times, index.audio_ends) == ([[0, 0]], 9, {"1": 3}, {})
     assert matroska.Index.from_json(index.as_json()) == index
+
+
+def walked(chunks: list[bytes]) -> bytes:
+    from chalicelib.media.stream_check import StreamCheck
+    return b"".join(StreamCheck().walk(iter(chunks)))
+
+
+def test_the_stream_walk_passes_a_whole_recording_unchanged_in_any_cut(monkeypatch):
+    from chalicelib.media import stream_check
+    monkeypatch.setattr(stream_check, "WINDOW", 5000)  # many windows over a small recording
+    chunks = fixture_chunks()
+    assert walked(chunks) == b"".join(chunks)
+    data = b"".join(chunks)
+    assert walked([data[i:i + 777] for i in range(0, len(data), 777)]) == data
+
+
+def test_the_stream_walk_finds_a_chunk_cut_short_and_sent_again_whole():
+    from chalicelib.errors import NotPlayable
+    chunks = fixture_chunks()
+    with pytest.raises(NotPlayable, match=r"^the recording is damaged: element C2 among the clusters at byte 36829"):
+        walked(chunks[:2] + [chunks[2][:len(chunks[2]) // 2]] + chunks[2:])
+    with pytest.raises(NotPlayable, match=r"the recording is damaged: the audio stops for"):
+        walked([without_clusters(chromium_stream(), 1, 2)])
+
+
+def test_the_stream_walk_gives_no_verdict_on_a_finished_file():
+    from chalicelib.media.seekable_head import _cues
+    data = chromium_stream()
+    head, scan = clusters_of(data)
+    finished = data + _cues(scan.index.cues, head.cue_track, 0)  # Cues after the clusters
+    assert walked([finished]) == finished
