@@ -20,7 +20,7 @@ from chalicelib.media.ffmpeg import REENCODE_CONTAINER, Ffmpeg
 from chalicelib.media.files import ChunkFiles
 from chalicelib.media.joins import PreparedJoin
 from chalicelib.media.probe import MediaInfo
-from chalicelib.media.stream_check import StreamCheck
+from chalicelib.media.stream_check import structure_walk
 from chalicelib.models import JoinMethod, Video
 from chalicelib.ports import ObjectStore
 
@@ -58,9 +58,7 @@ def join_chunks(ffmpeg: Ffmpeg, chunks: Iterable[bytes | Iterator[bytes]], work_
                 "the first chunk does not start with a WebM, Matroska or MP4 header"
                 if index == 0 else "a chunk holds an unknown kind of file")
         path = os.path.join(work_dir, f"part-{index:06d}.{container.extension}")
-        if container is not containers.MP4:
-            blocks = StreamCheck().walk(blocks)
-        stream_end = ffmpeg.remux_stream(blocks, container, path)
+        stream_end = ffmpeg.remux_stream(structure_walk(container, blocks), container, path)
         info = ffmpeg.probe(path)
         if not info.streams or not info.duration or stream_end is None:
             raise NotPlayable(f"file {index + 1} of the recording holds no complete "

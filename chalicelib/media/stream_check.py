@@ -1,15 +1,21 @@
-"""The structure of a WebM/Matroska stream, checked while its bytes go into ffmpeg.
+"""The structure of a recording, checked while its bytes go into ffmpeg.
 
-ffmpeg's demuxer resyncs past damaged bytes without an error: a chunk cut short and then
-sent again whole leaves a hole, and ffmpeg says nothing of it. So the chunk join walks every
-element and block header as the bytes go by, with the reader the fold uses
-(chalicelib.media.matroska): bytes that cannot be what a recorder wrote (Damaged) fail the
-join with their position. A structure that is only unusual (a finished file's Cues,
-elements of unknown size) ends the walk without a verdict, and ffmpeg's checks stand.
+ffmpeg's demuxers resync past damaged bytes without an error: a chunk cut short and then
+sent again whole leaves a hole, and ffmpeg says nothing of it. So the chunk join walks the
+structure as the bytes go by, and bytes that cannot be what a recorder wrote fail the join
+with their position:
+
+- WebM/Matroska (StreamCheck): every element and block header, with the reader the fold
+  uses (chalicelib.media.matroska). A structure that is only unusual (a finished file's
+  Cues, elements of unknown size) ends the walk without a verdict; ffmpeg's checks stand.
+- MP4 (BoxCheck): the top-level boxes, which must be boxes an MP4 has, one after another
+  to the end; what is inside them is ffmpeg's to read.
 """
 from typing import Iterable, Iterator
 
 from chalicelib.errors import NotPlayable
+from chalicelib.media import containers
+from chalicelib.media.containers import Container
 from chalicelib.media.matroska import Damaged, Head, Incomplete, Index, Unsupported, read_head, scan_clusters
 
 # The walk goes on every this many bytes, from the last cluster boundary it reached: memory
@@ -56,3 +62,47 @@ class StreamCheck:
             self._index = scan.index.at(mark)
             del self._pending[:last]
             self._offset += last
+
+
+# Top-level boxes of MP4 files, fragmented (what MediaRecorder writes) or not.
+_MP4_BOXES = {b"ftyp", b"styp", b"moov", b"moof", b"mdat", b"sidx", b"ssix", b"mfra", b"free",
+              b"skip", b"wide", b"uuid", b"meta", b"emsg", b"prft", b"pdin", b"udta"}
+
+
+class BoxCheck:
+    """The top-level boxes of an MP4 stream, walked as the bytes pass, holding only the
+    header of the box being read."""
+
+    def __init__(self):
+        self._header = bytearray()
+        self._at = 0  # the stream's bytes seen so far
+        self._next = 0  # where the next box starts
+        self._to_the_end = False  # a box of size 0 runs to the end of the file
+
+    def walk(self, blocks: Iterable[bytes]) -> Iterator[bytes]:
+        for block in blocks:
+            self._feed(block)
+            yield block
+
+    def _feed(self, block: bytes) -> None:
+        end = self._at + len(block)
+        while not self._to_the_end and self._next < end:
+            self._header += block[max(0, self._next + len(self._header) - self._at):][:16 - len(self._header)]
+            if len(self._header) < 8 or (self._header[:4] == b"\0\0\0\x01" and len(self._header) < 16):
+                break  # the header goes on in the next block
+            size, kind = int.from_bytes(self._header[:4], "big"), bytes(self._header[4:8])
+            if size == 1:
+                size = int.from_bytes(self._header[8:16], "big")
+            if kind not in _MP4_BOXES or (0 < size < 8):
+                raise NotPlayable(f"the recording is damaged: no MP4 box at byte {self._next} "
+                                  f"({kind!r}): bytes out of order or missing")
+            self._to_the_end = size == 0
+            self._next += size
+            self._header.clear()
+        self._at = end
+
+
+def structure_walk(container: Container, blocks: Iterable[bytes]) -> Iterator[bytes]:
+    """The blocks of one file, walked by the check for its container."""
+    check = BoxCheck() if container is containers.MP4 else StreamCheck()
+    return check.walk(blocks)

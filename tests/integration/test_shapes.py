@@ -216,3 +216,11 @@ def test_fragmented_mp4_out_of_order_fails_on_ffmpeg_s_own_timestamps(ffmpeg, tm
     swapped = [head, fragments[0], fragments[2], fragments[1], *fragments[3:]]
     with pytest.raises(NotPlayable, match="the chunks are out of order or damaged: Non-monotonic DTS"):
         join_and_check(ffmpeg, swapped, tmp_path)
+
+
+def test_an_mp4_chunk_cut_short_then_sent_whole_fails_naming_the_byte(ffmpeg, tmp_path):
+    stream = unseekable_stream("mp4", "h264", "aac", seconds=4.0)
+    chunks = cut(stream, pieces=8)
+    damaged = chunks[:3] + [chunks[3][:len(chunks[3]) // 2]] + chunks[3:]
+    with pytest.raises(NotPlayable, match=r"the recording is damaged: no MP4 box at byte \d+"):
+        join_and_check(ffmpeg, damaged, tmp_path)

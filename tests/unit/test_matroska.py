@@ -127,3 +127,21 @@ def test_the_stream_walk_gives_no_verdict_on_a_finished_file():
     head, scan = clusters_of(data)
     finished = data + _cues(scan.index.cues, head.cue_track, 0)  # Cues after the clusters
     assert walked([finished]) == finished
+
+
+def test_the_box_walk_reads_mp4_box_headers_across_any_cut():
+    from chalicelib.errors import NotPlayable
+    from chalicelib.media.stream_check import BoxCheck
+
+    def box(kind: bytes, body: bytes) -> bytes:
+        return (8 + len(body)).to_bytes(4, "big") + kind + body
+
+    large = (1).to_bytes(4, "big") + b"mdat" + (16 + 5).to_bytes(8, "big") + b"12345"
+    stream = box(b"ftyp", b"isom") + box(b"moov", b"x" * 30) + box(b"moof", b"y" * 9) + large
+    for size in (1, 3, 7, 16, len(stream)):
+        pieces = [stream[i:i + size] for i in range(0, len(stream), size)]
+        assert b"".join(BoxCheck().walk(iter(pieces))) == stream
+    half = box(b"moof", b"y" * 9)
+    # The moof cut short says it is 17 bytes long: the next box would start at byte 67.
+    with pytest.raises(NotPlayable, match=r"no MP4 box at byte 67 "):
+        list(BoxCheck().walk(iter([stream[:50], half[:12], stream[50:]])))
