@@ -11,7 +11,7 @@ from chalicelib.adapters.sqs import join_request_of
 from chalicelib.settings import get_settings
 from chalicelib.tokens import bearer_token
 from chalicelib.uploads import CHUNK_CONTENT_TYPES, byte_range, check_digest, chunk_from_body
-from chalicelib.videos import parse_video_id
+from chalicelib.videos import parse_piece_id, parse_video_id
 
 app = Chalice(app_name="video-management-api")
 logger = Logger(service="video-management-api")
@@ -138,7 +138,8 @@ def start_piece(video_id):
            content_types=CHUNK_CONTENT_TYPES)
 def commit_piece(video_id, piece_id):
     where = byte_range(app.current_request.headers.get("content-range"))
-    appended = services().videos.commit_piece(parse_video_id(video_id), _token(), piece_id, where)
+    appended = services().videos.commit_piece(parse_video_id(video_id), _token(),
+                                              parse_piece_id(piece_id), where)
     return Response(responses.appended_body(appended),
                     headers={"Upload-Offset": str(appended.committed_bytes)})
 
@@ -151,8 +152,7 @@ def finalize_video(video_id):
 @api_route("/videos/{video_id}/playback_token", methods=["POST"], content_types=CHUNK_CONTENT_TYPES)
 def new_playback_token(video_id):
     video_id = parse_video_id(video_id)
-    return {"video_id": video_id,
-            "playback_token": services().videos.new_playback_token(video_id, _token())}
+    return responses.playback_token_body(video_id, services().videos.new_playback_token(video_id, _token()))
 
 
 @app.schedule(Rate(1, unit=Rate.HOURS))

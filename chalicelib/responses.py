@@ -47,6 +47,10 @@ def piece_body(piece: Piece) -> dict:
             "expires_in": piece.expires_in}
 
 
+def playback_token_body(video_id: int, playback_token: str) -> dict:
+    return {"video_id": video_id, "playback_token": playback_token}
+
+
 def processing_body(retry_after_seconds: int) -> dict:
     return {"status": Status.PROCESSING.value, "retry_after": retry_after_seconds}
 

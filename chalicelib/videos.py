@@ -47,6 +47,15 @@ def parse_video_id(raw: str) -> int:
     return int(raw)
 
 
+_PIECE_ID = re.compile(r"[0-9a-f]{32}")  # what start_piece hands out
+
+
+def parse_piece_id(raw: str) -> str:
+    if not _PIECE_ID.fullmatch(raw or ""):
+        raise InvalidUpload(f"{shown(raw)} is not a piece id: start a piece with POST /videos/<id>/pieces")
+    return raw
+
+
 @dataclass(frozen=True)
 class VideoView:
     """A video as a client sees it now."""

@@ -32,7 +32,7 @@ def test_a_piece_is_committed_as_the_next_chunk_and_a_second_commit_is_a_retry(m
 def test_a_piece_not_uploaded_or_too_large_or_out_of_place_is_refused(memory, settings_env):
     video_id, token = record(memory, [b"head"])
     with pytest.raises(InvalidUpload, match="PUT it to its upload_url first"):
-        memory.videos.commit_piece(video_id, token, "nothing-here")
+        memory.videos.commit_piece(video_id, token, "0" * 32)
     piece = memory.videos.start_piece(video_id, token)
     uploaded(memory, piece, b"x" * 100)
     with pytest.raises(RangeConflict, match="ends at byte 4"):
