@@ -190,8 +190,8 @@ class VideoService:
         undo the claim when the write fails."""
         expected_hash = self._required_token_hash(token)
         if where is not None and where.size != size:
-            self._conflict(self._authorized(video_id, token),
-                           f"the body holds {size} bytes but Content-Range names {where.size}")
+            raise self._conflict(self._authorized(video_id, token),
+                                 f"the body holds {size} bytes but Content-Range names {where.size}")
         now = self.clock()
         try:
             before = self.catalog.claim_chunk(video_id, size, digest, expected_hash, now,
@@ -205,7 +205,7 @@ class VideoService:
             if current.finalized_at is not None:
                 raise VideoFinalized("this video is finalized: it takes no more chunks",
                                      committed_bytes=current.committed_bytes)
-            self._conflict(current, f"the chunk starts at byte {where.first}")
+            raise self._conflict(current, f"the chunk starts at byte {where.first}")
         index = before.chunk_count
         try:
             write(index)
@@ -240,9 +240,9 @@ class VideoService:
             self._schedule_join(video_id, now, self.settings.join_delay_seconds)
 
     @staticmethod
-    def _conflict(video: Video, what: str) -> None:
-        raise RangeConflict(f"{what}, and the recording ends at byte {video.committed_bytes}: "
-                            "send the chunk that starts there", committed_bytes=video.committed_bytes)
+    def _conflict(video: Video, what: str) -> RangeConflict:
+        return RangeConflict(f"{what}, and the recording ends at byte {video.committed_bytes}: "
+                             "send the chunk that starts there", committed_bytes=video.committed_bytes)
 
     def playback(self, video_id: int, token: str | None, url_token: str | None = None) -> Playback:
         """Where to play the video. `token` from the Authorization header (either token),

@@ -5,6 +5,7 @@ lose an update: an append claims the next chunk index atomically, a join records
 only if no newer join has already done so. The item with video_id 0 is the id counter;
 videos start at 1.
 """
+import contextlib
 from decimal import Decimal
 from typing import Any, Callable
 
@@ -86,18 +87,26 @@ class DynamoCatalog:
     def table(self):
         return self._table_of_this_thread()
 
+    @contextlib.contextmanager
+    def _conditional(self, video_id: int):
+        """A conditional write whose condition does not hold raises ConditionFailed, with the
+        record as the write found it where DynamoDB returns it; any other failure of the
+        service, StorageUnavailable."""
+        with aws.service_errors(_SERVICE):
+            try:
+                yield
+            except ClientError as error:
+                if aws.error_code(error) == "ConditionalCheckFailedException":
+                    raise ConditionFailed(video_id, _current(error)) from error
+                raise
+
     def _update(self, video_id: int, condition=None, **kwargs) -> dict:
         """One conditional UpdateItem of an existing record: UpdateItem would otherwise create
         the item, and a join finishing after a delete would bring the video back."""
         exists = Attr("video_id").exists()
         kwargs["ConditionExpression"] = exists if condition is None else exists & condition
-        with aws.service_errors(_SERVICE):
-            try:
-                return self.table.update_item(Key={"video_id": video_id}, **kwargs)
-            except ClientError as error:
-                if aws.error_code(error) == "ConditionalCheckFailedException":
-                    raise ConditionFailed(video_id, _current(error)) from error
-                raise
+        with self._conditional(video_id):
+            return self.table.update_item(Key={"video_id": video_id}, **kwargs)
 
     def create(self, token_hash: str, playback_token_hash: str, now: float) -> Video:
         with aws.service_errors(_SERVICE):
@@ -251,13 +260,8 @@ class DynamoCatalog:
         condition = Attr("video_id").exists()
         if updated_before is not None:
             condition = condition & _abandoned(updated_before)
-        with aws.service_errors(_SERVICE):
-            try:
-                self.table.delete_item(Key={"video_id": video_id}, ConditionExpression=condition)
-            except ClientError as error:
-                if aws.error_code(error) == "ConditionalCheckFailedException":
-                    raise ConditionFailed(video_id) from error
-                raise
+        with self._conditional(video_id):
+            self.table.delete_item(Key={"video_id": video_id}, ConditionExpression=condition)
 
     def abandoned(self, updated_before: float, limit: int = 100) -> list[int]:
         # A scan: this runs from a schedule, a few times an hour, not per request.
