@@ -38,6 +38,9 @@ class Settings:
     retry_after_seconds: int
     work_dir: str
     allow_reencode: bool  # join complete files that differ by re-encoding them, or refuse
+    # Seconds of media one re-encode may take (it runs at about real time: on Lambda, 900 s
+    # bound the join); a longer recording fails with that reason. 0: no bound.
+    max_reencode_seconds: int
     expire_after_seconds: int  # a recording never joined, with no append for this long, goes
     endpoint_url: str | None  # set for the local emulator; None on AWS
 
@@ -98,6 +101,7 @@ def get_settings() -> Settings:
         retry_after_seconds=_integer("RETRY_AFTER_SECONDS", 2, minimum=1),
         work_dir=os.environ.get("WORK_DIR", "").strip() or tempfile.gettempdir(),
         allow_reencode=_boolean("ALLOW_REENCODE", True),
+        max_reencode_seconds=_integer("MAX_REENCODE_SECONDS", 0),
         expire_after_seconds=_integer("EXPIRE_AFTER_SECONDS", 7 * 24 * 3600, minimum=60),
         endpoint_url=os.environ.get("AWS_ENDPOINT_URL", "").strip() or None,
     )

@@ -17,7 +17,7 @@ from chalicelib.adapters.memory_store import MemoryStore
 from chalicelib.adapters.s3 import S3Store
 from chalicelib.adapters.sqs import SqsQueue
 from chalicelib.joiner import Joiner
-from chalicelib.media.chunk_join import ChunkJoin
+from chalicelib.media.chunk_join import ChunkJoin, JoinLimits
 from chalicelib.media.ffmpeg import Ffmpeg
 from chalicelib.media.fold import Folder
 from chalicelib.media.joins import JoinStrategy
@@ -37,7 +37,7 @@ class Services:
 
 def aws_backend(settings: Settings) -> Backend:
     return Backend(
-        catalog=DynamoCatalog(aws.videos_table),
+        catalog=DynamoCatalog(aws.videos_table, settings.expire_after_seconds),
         store=S3Store(aws.s3(), settings.bucket_name, settings.presigned_url_seconds),
         queue=SqsQueue(aws.sqs(), settings.job_queue_name),
     )
@@ -52,7 +52,8 @@ def join_strategies(settings: Settings, backend: Backend, folder: Folder,
     """The strategies the join job asks, in order: the first that does not decline joins."""
     return [
         SegmentJoin(folder, backend.store, ffmpeg),  # a WebM/Matroska stream, folded
-        ChunkJoin(backend.store, ffmpeg, settings.allow_reencode),  # anything ffmpeg reads
+        ChunkJoin(backend.store, ffmpeg,  # anything ffmpeg reads
+                  JoinLimits(settings.allow_reencode, settings.max_reencode_seconds)),
     ]
 
 

@@ -165,6 +165,13 @@ def running_stack(log: Path, **settings: str):
 
 
 @pytest.fixture(scope="session")
+def packaged_template(tmp_path_factory) -> dict:
+    """The dev stage's deployment template, merged as `make package` merges it."""
+    from tests.deployment import package
+    return package(tmp_path_factory.mktemp("package"))
+
+
+@pytest.fixture(scope="session")
 def live_server(tmp_path_factory):
     with running_stack(tmp_path_factory.mktemp("server") / "server.log") as server:
         yield server

@@ -4,6 +4,11 @@ Every change is a single conditional UpdateItem, so concurrent appends and joins
 lose an update: an append claims the next chunk index atomically, a join records its result
 only if no newer join has already done so. The item with video_id 0 is the id counter;
 videos start at 1.
+
+A video never joined carries `expires_at` (TTL_ATTRIBUTE, the table's time-to-live attribute
+in the deployment template): a day after the expiry sweep would remove it, so DynamoDB drops
+the record even if the sweep stops running. Its first join removes the attribute: a joined
+video stays until it is deleted.
 """
 import contextlib
 from decimal import Decimal
@@ -18,6 +23,8 @@ from chalicelib.errors import ConditionFailed
 from chalicelib.models import MediaSummary, Video
 
 COUNTER_ID = 0
+TTL_ATTRIBUTE = "expires_at"
+TTL_GRACE_SECONDS = 24 * 3600
 _SERVICE = "DynamoDB"
 
 
@@ -78,10 +85,14 @@ def _abandoned(updated_before: float):
 
 
 class DynamoCatalog:
-    def __init__(self, table_of_this_thread: Callable[[], Any]):
+    def __init__(self, table_of_this_thread: Callable[[], Any], expire_after_seconds: int):
         # A boto3 Table must not be shared between threads (chalice local serves each
         # request on its own): it is handed a getter of this thread's Table.
         self._table_of_this_thread = table_of_this_thread
+        self._keep_unjoined_seconds = expire_after_seconds + TTL_GRACE_SECONDS
+
+    def _expires_at(self, now: float) -> int:
+        return int(now) + self._keep_unjoined_seconds
 
     @property
     def table(self):
@@ -116,7 +127,8 @@ class DynamoCatalog:
             video_id = int(counter["Attributes"]["last_id"])
             item = {"video_id": video_id, "token_hash": token_hash,
                     "playback_token_hash": playback_token_hash, "chunk_count": 0,
-                    "byte_count": 0, "created_at": _dynamo(now), "updated_at": _dynamo(now)}
+                    "byte_count": 0, "created_at": _dynamo(now), "updated_at": _dynamo(now),
+                    TTL_ATTRIBUTE: self._expires_at(now)}
             self.table.put_item(Item=item, ConditionExpression=Attr("video_id").not_exists())
         return _video(item)
 
@@ -145,13 +157,26 @@ class DynamoCatalog:
             video_id, condition,
             UpdateExpression=("SET chunk_count = chunk_count + :one, byte_count = byte_count + :size, "
                               "updated_at = :now, last_chunk_size = :size, last_chunk_digest = :digest, "
-                              "join_requested_at = if_not_exists(join_requested_at, :now)"),
+                              f"join_requested_at = if_not_exists(join_requested_at, :now), "
+                              f"{TTL_ATTRIBUTE} = :expires"),
             ExpressionAttributeValues={":one": 1, ":size": size, ":digest": digest,
-                                       ":now": _dynamo(now)},
+                                       ":now": _dynamo(now), ":expires": self._expires_at(now)},
             # The whole old item (under 1 KB): UPDATED_OLD may leave out an attribute that
             # if_not_exists did not change, which is exactly the one this needs.
             ReturnValues="ALL_OLD", ReturnValuesOnConditionCheckFailure="ALL_OLD")
-        return _video(result["Attributes"])
+        before = result["Attributes"]
+        if "compiled_chunks" in before:
+            self._keep_forever(video_id)  # joined before: a chunk more must not make it expire
+        return _video(before)
+
+    def _keep_forever(self, video_id: int) -> None:
+        """A video joined once stays until it is deleted: no time-to-live. (An UpdateItem
+        cannot set an attribute only where another exists, hence this second write, made
+        only when a video that was joined takes another chunk.)"""
+        try:
+            self._update(video_id, UpdateExpression=f"REMOVE {TTL_ATTRIBUTE}")
+        except ConditionFailed:
+            pass  # deleted meanwhile
 
     def unclaim_chunk(self, video_id: int, before: Video, digest: str) -> bool:
         restored = {"chunk_count": before.chunk_count, "byte_count": before.byte_count,
@@ -225,7 +250,8 @@ class DynamoCatalog:
         if poster_key is not None:
             expression += ", poster_key = :poster"
             values[":poster"] = poster_key
-        expression += " REMOVE join_started_at, join_alive_at, joining_chunks, failed_chunks, #error"
+        expression += (" REMOVE join_started_at, join_alive_at, joining_chunks, failed_chunks, #error, "
+                       + TTL_ATTRIBUTE)
         if poster_key is None:
             expression += ", poster_key"
         result = self._update(

@@ -1,5 +1,11 @@
 """The object store on S3: chunks, segments and compiled videos as objects, laid out as
-`chalicelib.adapters.keys` says; compiled objects composed by multipart uploads."""
+`chalicelib.adapters.keys` says; compiled objects composed by multipart uploads.
+
+What a video is made from (chunks, segments, the fold's state) is written with the tag
+SOURCE_TAG. Those objects are removed when the video is ready, or by the expiry sweep when
+it is abandoned; the deployment's bucket lifecycle rule also expires objects with this tag
+after some weeks, so none outlives a sweep that failed or a record whose time-to-live ran
+out first."""
 from concurrent.futures import Future, ThreadPoolExecutor
 
 from boto3.s3.transfer import TransferConfig
@@ -18,6 +24,8 @@ from chalicelib.adapters.keys import (
 from chalicelib.errors import ChunkMissing
 
 _SERVICE = "S3"
+SOURCE_TAG = ("lifecycle", "source")
+_SOURCE_TAGGING = "=".join(SOURCE_TAG)
 _NOT_FOUND = ("NoSuchKey", "404", "NotFound")
 # Parts of 8 MiB, 4 at a time: about 32 MiB of buffers at most, whatever the video's
 # length, and far from the 10,000-part cap (an 80 GB video); S3 needs 5 MiB per part.
@@ -35,7 +43,7 @@ class S3Store:
         self.presigned_url_seconds = presigned_url_seconds
 
     def put_chunk(self, video_id: int, index: int, body: bytes) -> None:
-        self._put(chunk_key(video_id, index), body)
+        self._put_source(chunk_key(video_id, index), body)
 
     def read_chunk(self, video_id: int, index: int, first_byte: int = 0,
                    max_bytes: int | None = None) -> bytes:
@@ -71,7 +79,8 @@ class S3Store:
             try:
                 # A managed copy: one CopyObject, or UploadPartCopy parts above 8 MiB (a
                 # single CopyObject stops at 5 GB); no byte passes through here.
-                self.client.copy(source, self.bucket, chunk_key(video_id, index), Config=_UPLOAD)
+                self.client.copy(source, self.bucket, chunk_key(video_id, index), Config=_UPLOAD,
+                                 ExtraArgs={"Tagging": _SOURCE_TAGGING, "TaggingDirective": "REPLACE"})
             except ClientError as error:
                 if aws.error_code(error) in _NOT_FOUND:
                     return  # moved by an earlier attempt of this commit
@@ -82,14 +91,14 @@ class S3Store:
         self.delete(piece_key(video_id, piece_id))
 
     def put_segment(self, video_id: int, number: int, body: bytes) -> None:
-        self._put(segment_key(video_id, number), body)
+        self._put_source(segment_key(video_id, number), body)
 
     def read_segment(self, video_id: int, number: int, first_byte: int = 0) -> bytes:
         with aws.service_errors(_SERVICE):
             return self._get(segment_key(video_id, number), first_byte)
 
     def put_fold_state(self, video_id: int, segment_count: int, state: bytes) -> None:
-        self._put(fold_state_key(video_id, segment_count), state, "application/json")
+        self._put_source(fold_state_key(video_id, segment_count), state, "application/json")
 
     def read_fold_state(self, video_id: int, segment_count: int) -> bytes:
         with aws.service_errors(_SERVICE):
@@ -143,9 +152,11 @@ class S3Store:
                 "get_object", Params={"Bucket": self.bucket, "Key": key},
                 ExpiresIn=self.presigned_url_seconds)
 
-    def _put(self, key: str, body: bytes, content_type: str = "application/octet-stream") -> None:
+    def _put_source(self, key: str, body: bytes,
+                    content_type: str = "application/octet-stream") -> None:
         with aws.service_errors(_SERVICE):
-            self.client.put_object(Bucket=self.bucket, Key=key, Body=body, ContentType=content_type)
+            self.client.put_object(Bucket=self.bucket, Key=key, Body=body, ContentType=content_type,
+                                   Tagging=_SOURCE_TAGGING)
 
     def _get(self, key: str, first_byte: int = 0, max_bytes: int | None = None) -> bytes:
         extra = {}

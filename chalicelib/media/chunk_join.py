@@ -6,11 +6,16 @@ files (chalicelib.media.files) and joined by ffmpeg.
   Cues (WebM, Matroska) or put the moov first (fragmented MP4 becomes MP4).
 - Complete files with the same streams: each remuxed, then joined by stream copy.
 - Complete files that differ: re-encoded to one format, or refused when the stage says so.
+
+Both write whole files to the work directory and a re-encode runs at about real time, so a
+deployment bounds them (on Lambda: /tmp and 900 s); a recording beyond either bound fails at
+once with a reason that says so, instead of filling the disk or running out of time.
 """
 import functools
 import os
+import shutil
 from dataclasses import dataclass
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 
 from chalicelib import prefetch
 from chalicelib.errors import NotPlayable
@@ -45,8 +50,30 @@ class _Part:
     info: MediaInfo
 
 
+@dataclass(frozen=True)
+class JoinLimits:
+    allow_reencode: bool = True
+    max_reencode_seconds: float = 0  # seconds of media one re-encode may take; 0: no bound
+    free_bytes: Callable[[str], int] = lambda path: shutil.disk_usage(path).free
+
+
+def check_work_space(limits: JoinLimits, work_dir: str, needed: int, what: str) -> None:
+    free = limits.free_bytes(work_dir)
+    if needed > free:
+        raise NotPlayable(f"{what} needs {_megabytes(needed)} of work space and the join has "
+                          f"{_megabytes(free)}: the recording is too large to join here")
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.1f} minutes"
+
+
+def _megabytes(size: int) -> str:
+    return f"{size / 1e6:,.0f} MB"
+
+
 def join_chunks(ffmpeg: Ffmpeg, chunks: Iterable[bytes | Iterator[bytes]], work_dir: str,
-                allow_reencode: bool = True) -> JoinedVideo:
+                limits: JoinLimits = JoinLimits()) -> JoinedVideo:
     """Join chunks (each given as bytes or as an iterator of blocks), in order, into one
     file whose duration matches what went in. Whether it decodes is for
     chalicelib.media.verify to say (the join job runs it while the file uploads)."""
@@ -73,11 +100,20 @@ def join_chunks(ffmpeg: Ffmpeg, chunks: Iterable[bytes | Iterator[bytes]], work_
     if len(parts) == 1:  # one stream: its remux is the video, probed and checked above
         only = parts[0]
         return JoinedVideo(only.path, only.container, only.info, files=1, method=JoinMethod.REMUX)
+    # The parts joined take about as much room again as the parts.
+    check_work_space(limits, work_dir, sum(os.path.getsize(p.path) for p in parts),
+                     f"joining {len(parts)} files")
     if _same_format(parts):
         container, method = parts[0].container, JoinMethod.CONCAT
         path = os.path.join(work_dir, f"joined.{container.extension}")
         ffmpeg.concat_copy([p.path for p in parts], container, path)
-    elif allow_reencode:
+    elif limits.allow_reencode:
+        seconds = sum(p.info.duration for p in parts)
+        if limits.max_reencode_seconds and seconds > limits.max_reencode_seconds:
+            raise NotPlayable(
+                f"the chunks are complete files whose streams differ ({_describe_difference(parts)}); "
+                f"re-encoding {_duration(seconds)} of them would take longer than the join may "
+                f"run (at most {_duration(limits.max_reencode_seconds)} are re-encoded here)")
         container, method = REENCODE_CONTAINER, JoinMethod.REENCODE
         path = os.path.join(work_dir, f"joined.{container.extension}")
         ffmpeg.concat_reencode([(p.path, p.info) for p in parts], path)
@@ -144,17 +180,19 @@ def _blocks(store: ObjectStore, video_id: int, index: int, first: bytes) -> Iter
 class ChunkJoin:
     """Reads every stored chunk (fetched ahead) and joins them with ffmpeg. Never declines."""
 
-    def __init__(self, store: ObjectStore, ffmpeg: Ffmpeg, allow_reencode: bool):
+    def __init__(self, store: ObjectStore, ffmpeg: Ffmpeg, limits: JoinLimits):
         self.store = store
         self.ffmpeg = ffmpeg
-        self.allow_reencode = allow_reencode
+        self.limits = limits
 
     def prepare(self, video: Video, work_dir: str) -> PreparedJoin:
+        # The remux of the recording is about as large as the recording.
+        check_work_space(self.limits, work_dir, video.byte_count, "the recording")
         indices = video.stored_chunk_indices()
         chunks = prefetch.prefetch_in_order(
             indices, functools.partial(_chunk, self.store, video.video_id),
             prefetch.window_for(min(video.byte_count, READ_BLOCK * len(indices)), len(indices)))
-        joined = join_chunks(self.ffmpeg, chunks, work_dir, self.allow_reencode)
+        joined = join_chunks(self.ffmpeg, chunks, work_dir, self.limits)
         key = self.store.compiled_key(video.video_id, video.chunk_count, joined.container.extension)
         return _PreparedFile(key=key, container=joined.container, info=joined.info,
                              method=joined.method, byte_size=os.path.getsize(joined.path),

@@ -1,15 +1,16 @@
-"""The IAM policies in .chalice/ grant each function every action it calls, and the routes
-no more than the routes need.
+"""The roles in the deployment template (.chalice/template.json) grant each function every
+action it calls, and no function more than it needs.
 
 A full life on moto (appends, a piece, playback, a delete; a fold and the joins; the expiry
 sweep) records each AWS operation the adapters make, function by function; each must map to
-an action that function's policy allows. moto does not enforce IAM, so without this a
-missing action (s3:ListBucket, which makes a missing key read as 404 rather than 403) would
-show only on AWS."""
+an action that function's role allows. test_iam_enforced.py runs the same life with IAM
+enforced by moto; this one also covers what moto does not enforce (the GetObject a copy needs
+on its source, the tagging a tagged write needs)."""
 import json
 
 from chalicelib import aws
 from tests.conftest import ROOT, fixture_chunks
+from tests.deployment import allowed_actions
 from tests.helpers import record
 from tests.integration.test_segments import in_chunks, long_recording
 
@@ -27,21 +28,13 @@ ACTIONS = {
 }
 
 
+TAGGED = "+tagging"  # an operation that also writes the object's tags
+
+
 def needed(operation: str) -> list[str]:
+    operation, tagged, _ = operation.partition(TAGGED)
     service, name = operation.split(".")
-    return ACTIONS.get(operation, [f"{service}:{name}"])
-
-
-# Each function's policy file, per stage (.chalice/config.json names them).
-FUNCTIONS = {"api_handler": "policy-{stage}.json", "join_videos": "policy-join-{stage}.json",
-             "expire_abandoned": "policy-expire-{stage}.json"}
-
-
-def allowed(function: str, stage: str) -> set[str]:
-    name = FUNCTIONS[function].format(stage=stage)
-    policy = json.loads((ROOT / ".chalice" / name).read_text())
-    return {action for statement in policy["Statement"] if statement["Effect"] == "Allow"
-            for action in statement["Action"]}
+    return ACTIONS.get(operation, [f"{service}:{name}"]) + (["s3:PutObjectTagging"] if tagged else [])
 
 
 class Calls:
@@ -50,29 +43,25 @@ class Calls:
     def __init__(self):
         self.seen: set[str] = set()
         for client in (aws.s3(), aws.sqs(), aws.videos_table().meta.client):
-            client.meta.events.register("before-call.*.*", self._note)
+            client.meta.events.register("before-parameter-build.*.*", self._note)
 
-    def _note(self, model, **_):
-        self.seen.add(f"{model.service_model.endpoint_prefix}.{model.name}")
+    def _note(self, model, params, **_):
+        tagged = TAGGED if "Tagging" in params else ""
+        self.seen.add(f"{model.service_model.endpoint_prefix}.{model.name}{tagged}")
 
     def take(self) -> set[str]:
         taken, self.seen = self.seen, set()
         return taken
 
 
-def missing(function: str, operations: set[str]) -> dict:
-    return {f"{stage}: {op}": needed(op) for stage in ("dev", "prod") for op in sorted(operations)
-            if not set(needed(op)) <= allowed(function, stage)}
+def test_each_function_s_role_allows_every_call_it_makes(on_moto, packaged_template):
+    def missing(function: str, operations: set[str]) -> dict:
+        allowed = allowed_actions(packaged_template, function)
+        return {op: needed(op) for op in sorted(operations) if not set(needed(op)) <= allowed}
 
-
-def test_each_function_s_policy_allows_every_call_it_makes_and_the_config_names_them(on_moto):
     config = json.loads((ROOT / ".chalice" / "config.json").read_text())
-    for stage in ("dev", "prod"):
-        settings = config["stages"][stage]
-        assert settings["iam_policy_file"] == FUNCTIONS["api_handler"].format(stage=stage)
-        for function in ("join_videos", "expire_abandoned"):
-            assert settings["lambda_functions"][function]["iam_policy_file"] == (
-                FUNCTIONS[function].format(stage=stage))
+    for stage in ("dev", "prod"):  # the template's roles, not roles chalice would make
+        assert config["stages"][stage]["manage_iam_role"] is False
     services, calls = on_moto, Calls()
     videos, joiner, store = services.videos, services.joiner, services.backend.store
 
@@ -109,10 +98,13 @@ def test_each_function_s_policy_allows_every_call_it_makes_and_the_config_names_
     assert not missing("expire_abandoned", expire_calls)
 
     # The life above did reach what each policy had to allow, and no more than needed.
-    assert {"s3.CopyObject", "s3.ListObjectsV2", "s3.ListMultipartUploads", "dynamodb.DeleteItem",
-            "sqs.SendMessage"} <= api_calls
+    assert {"s3.PutObject+tagging", "s3.CopyObject+tagging", "s3.ListObjectsV2",
+            "s3.ListMultipartUploads", "dynamodb.DeleteItem", "sqs.SendMessage"} <= api_calls
     assert {"s3.UploadPartCopy", "s3.CompleteMultipartUpload", "s3.ListObjectsV2",
             "sqs.ReceiveMessage"} <= join_calls
     assert {"dynamodb.Scan", "dynamodb.DeleteItem", "s3.ListObjectsV2"} <= expire_calls
-    assert "dynamodb:Scan" not in allowed("api_handler", "prod") | allowed("join_videos", "prod")
-    assert "sqs:ReceiveMessage" not in allowed("api_handler", "prod")
+    def allowed(function):
+        return allowed_actions(packaged_template, function)
+    assert "dynamodb:Scan" not in allowed("api_handler") | allowed("join_videos")
+    assert "sqs:ReceiveMessage" not in allowed("api_handler")
+    assert not {"s3:PutObject", "s3:GetObject", "sqs:SendMessage"} & allowed("expire_abandoned")

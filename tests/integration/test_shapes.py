@@ -8,7 +8,7 @@ import pytest
 from chalicelib.media import containers, verify
 from chalicelib.errors import NotPlayable
 from chalicelib.media import chunk_join
-from chalicelib.media.chunk_join import join_chunks
+from chalicelib.media.chunk_join import JoinLimits, join_chunks
 from chalicelib.media.ffmpeg import Ffmpeg
 from tests.conftest import FIXTURES, fixture_chunks
 from tests.inspect_media import matroska_has_cues, mp4_top_level_boxes
@@ -110,7 +110,28 @@ def test_a_stage_without_re_encoding_refuses_naming_the_difference(tmp_path):
     files = [unseekable_stream("webm", "vp8", "opus", seconds=1.0),
              unseekable_stream("webm", "vp8", "opus", seconds=1.0, size="640x360")]
     with pytest.raises(NotPlayable, match="320x240.*640x360.*re-encoding is off"):
-        join_chunks(ffmpeg, files, str(tmp_path), allow_reencode=False)
+        join_chunks(ffmpeg, files, str(tmp_path), JoinLimits(allow_reencode=False))
+
+
+def test_a_re_encode_longer_than_the_stage_allows_fails_at_once_saying_so(tmp_path):
+    ffmpeg = Ffmpeg(os.environ["FFMPEG_BINARY"])
+    files = [unseekable_stream("webm", "vp8", "opus", seconds=1.0),
+             unseekable_stream("webm", "vp8", "opus", seconds=1.0, size="640x360")]
+    with pytest.raises(NotPlayable, match=r"re-encoding 2 s of them .*\(at most 1 s are"):
+        join_chunks(ffmpeg, files, str(tmp_path), JoinLimits(max_reencode_seconds=1))
+    assert not list(tmp_path.glob("joined.*"))  # refused before ffmpeg started on it
+    joined = join_chunks(ffmpeg, files, str(tmp_path), JoinLimits(max_reencode_seconds=3))
+    assert joined.method == "reencode"
+
+
+def test_files_that_would_not_fit_the_work_space_twice_fail_naming_the_space(tmp_path):
+    ffmpeg = Ffmpeg(os.environ["FFMPEG_BINARY"])
+    part = unseekable_stream("webm", "vp8", "opus", seconds=1.0)
+    space = len(part) * 2  # room for the two parts, not for their join as well
+    with pytest.raises(NotPlayable, match="joining 2 files needs .* of work space and the join has"):
+        join_chunks(ffmpeg, [part, part], str(tmp_path), JoinLimits(free_bytes=lambda _: space))
+    assert join_chunks(ffmpeg, [part, part], str(tmp_path),
+                       JoinLimits(free_bytes=lambda _: space * 2)).method == "concat"
 
 
 def join_and_check(ffmpeg, chunks, work_dir):

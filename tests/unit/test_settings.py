@@ -13,7 +13,8 @@ def test_the_local_stage_settings_are_read_once(settings_env):
 
 @pytest.mark.parametrize("name, value", [("BUCKET_NAME", ""), ("AUTH_MODE", "maybe"),
                                          ("MAX_CHUNK_BYTES", "lots"), ("MAX_CHUNK_BYTES", "0"),
-                                         ("ALLOW_REENCODE", "perhaps")])
+                                         ("ALLOW_REENCODE", "perhaps"),
+                                         ("MAX_REENCODE_SECONDS", "-1")])
 def test_bad_configuration_fails_loudly_with_the_variable_name(settings_env, name, value):
     with pytest.raises(ConfigurationError, match=name):
         settings_env(**{name: value})
@@ -22,3 +23,8 @@ def test_bad_configuration_fails_loudly_with_the_variable_name(settings_env, nam
 def test_re_encoding_can_be_turned_off_per_stage(settings_env):
     assert settings_env().allow_reencode is True
     assert settings_env(ALLOW_REENCODE="false").allow_reencode is False
+
+
+def test_re_encoding_is_unbounded_unless_the_stage_bounds_it(settings_env):
+    assert settings_env().max_reencode_seconds == 0
+    assert settings_env(MAX_REENCODE_SECONDS="600").max_reencode_seconds == 600
