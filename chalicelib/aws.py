@@ -16,8 +16,9 @@ from chalicelib.settings import get_settings
 
 
 def _config() -> Config:
-    # An emulator on 127.0.0.1 cannot serve virtual-hosted bucket names.
-    style = "path" if get_settings().endpoint_url else "auto"
+    # An emulator on 127.0.0.1, or a store on a host of its own, cannot serve virtual-hosted
+    # bucket names.
+    style = "path" if get_settings().s3_endpoint_url else "auto"
     return Config(
         s3={"addressing_style": style},
         signature_version="s3v4",

@@ -42,7 +42,10 @@ class Settings:
     # bound the join); a longer recording fails with that reason. 0: no bound.
     max_reencode_seconds: int
     expire_after_seconds: int  # a recording never joined, with no append for this long, goes
-    endpoint_url: str | None  # set for the local emulator; None on AWS
+    # Where S3 is when it is not AWS's: the local emulator, or any S3-compatible store
+    # (AWS_ENDPOINT_URL_S3 for S3 alone, AWS_ENDPOINT_URL for every service; boto3 reads
+    # both itself). None on AWS.
+    s3_endpoint_url: str | None
 
     @property
     def tokens_required(self) -> bool:
@@ -103,5 +106,6 @@ def get_settings() -> Settings:
         allow_reencode=_boolean("ALLOW_REENCODE", True),
         max_reencode_seconds=_integer("MAX_REENCODE_SECONDS", 0),
         expire_after_seconds=_integer("EXPIRE_AFTER_SECONDS", 7 * 24 * 3600, minimum=60),
-        endpoint_url=os.environ.get("AWS_ENDPOINT_URL", "").strip() or None,
+        s3_endpoint_url=(os.environ.get("AWS_ENDPOINT_URL_S3", "").strip()
+                         or os.environ.get("AWS_ENDPOINT_URL", "").strip() or None),
     )

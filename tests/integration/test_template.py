@@ -47,7 +47,7 @@ def test_every_function_finds_every_setting_it_reads_and_the_names_come_from_the
     assert variables["TABLE_NAME"] == {"Ref": "Table"}
     assert variables["JOB_QUEUE_NAME"] == {"Fn::GetAtt": ["JoinQueue", "QueueName"]}
     settings = template_environment(variables)  # a required variable missing raises here
-    assert settings.endpoint_url is None  # AWS itself, not an emulator
+    assert settings.s3_endpoint_url is None  # AWS itself, not an emulator
     assert settings.ffmpeg_binary == "/opt/bin/ffmpeg"  # where Lambda unpacks the layer's bin/
     assert settings.work_dir == "/tmp"
     assert settings.max_reencode_seconds and settings.max_reencode_seconds < 900

@@ -28,3 +28,17 @@ def test_re_encoding_can_be_turned_off_per_stage(settings_env):
 def test_re_encoding_is_unbounded_unless_the_stage_bounds_it(settings_env):
     assert settings_env().max_reencode_seconds == 0
     assert settings_env(MAX_REENCODE_SECONDS="600").max_reencode_seconds == 600
+
+
+def test_an_s3_compatible_store_of_its_own_is_addressed_by_path(settings_env, monkeypatch):
+    from botocore.config import Config
+
+    from chalicelib import aws
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    assert settings_env().s3_endpoint_url is None
+    assert aws._config().s3["addressing_style"] == "auto"
+    settings_env(AWS_ENDPOINT_URL_S3="http://minio.internal:9000")
+    config: Config = aws._config()
+    assert config.s3["addressing_style"] == "path"
+    assert settings_env(AWS_ENDPOINT_URL="http://127.0.0.1:5000").s3_endpoint_url == (
+        "http://minio.internal:9000")  # the S3 one wins for S3
