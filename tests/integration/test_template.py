@@ -175,3 +175,42 @@ def test_what_a_video_is_made_from_is_tagged_for_the_lifecycle_rule_and_the_vide
     services.joiner.run(video_id, urgent=True)
     compiled = client.list_objects_v2(Bucket=bucket, Prefix=f"videos/{video_id}/compiled/")["Contents"]
     assert compiled and all(tags(o["Key"]) == {} for o in compiled)
+
+
+@pytest.fixture(scope="module")
+def cloudformation(packaged_template) -> dict:
+    """The CloudFormation resources the SAM transform makes of the template: what AWS
+    creates (the code's local zips stand in as S3 URIs, as `aws cloudformation package`
+    makes them)."""
+    from samtranslator.translator.transform import transform
+    template = json.loads(json.dumps(packaged_template))
+    for resource in template["Resources"].values():
+        for uri in ("CodeUri", "ContentUri"):
+            if uri in resource.get("Properties", {}):
+                resource["Properties"][uri] = "s3://deployment-bucket/code.zip"
+
+    class NoManagedPolicies:
+        def load(self):
+            return {}
+    return transform(template, {"AWS::Region": "us-east-1"}, NoManagedPolicies())["Resources"]
+
+
+def test_what_cloudformation_creates_has_the_throttle_the_access_log_and_the_partial_batch_answer(cloudformation):
+    (stage,) = [r["Properties"] for r in cloudformation.values() if r["Type"] == "AWS::ApiGateway::Stage"]
+    (throttle,) = stage["MethodSettings"]
+    assert throttle["ThrottlingRateLimit"] == {"Ref": "ApiThrottlingRateLimit"}
+    assert stage["AccessLogSetting"]["DestinationArn"] == {"Fn::GetAtt": ["ApiAccessLogs", "Arn"]}
+    (mapping,) = [r["Properties"] for r in cloudformation.values()
+                  if r["Type"] == "AWS::Lambda::EventSourceMapping"]
+    assert mapping["EventSourceArn"] == {"Fn::GetAtt": ["JoinQueue", "Arn"]}
+    assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    (api,) = [r["Properties"] for r in cloudformation.values() if r["Type"] == "AWS::ApiGateway::RestApi"]
+    responses = api["Body"]["x-amazon-apigateway-gateway-responses"]
+    for kind in ("DEFAULT_4XX", "DEFAULT_5XX"):  # a 429 from the throttle is JSON, as ours are
+        template = responses[kind]["responseTemplates"]["application/json"]
+        assert '"Code"' in template and '"Message"' in template
+    functions_made = [r["Properties"] for r in cloudformation.values() if r["Type"] == "AWS::Lambda::Function"]
+    assert all(f["Environment"]["Variables"]["BUCKET_NAME"] == {"Ref": "Bucket"} for f in functions_made)
+    # No role but the four the template declares (three functions, API Gateway's logging).
+    roles = [name for name, r in cloudformation.items() if r["Type"] == "AWS::IAM::Role"]
+    assert sorted(roles) == ["ApiGatewayLoggingRole", "ApiRole", "ExpireRole", "JoinRole"]
