@@ -18,6 +18,7 @@ from typing import Callable
 
 from aws_lambda_powertools import Logger
 
+from chalicelib import telemetry
 from chalicelib.errors import (
     ChunkMissing,
     ConditionFailed,
@@ -86,6 +87,7 @@ class Joiner:
                       "it runs out of time or memory")
             self.catalog.fail_join(video_id, video.chunk_count, reason)
             logger.error("join abandoned", extra={"video_id": video_id, "reason": reason})
+            telemetry.join_failed("abandoned")
             return JoinOutcome.FAILED
         if not video.needs_join():
             self.catalog.end_join(video_id)
@@ -93,8 +95,10 @@ class Joiner:
         try:
             with self._lease(video), tempfile.TemporaryDirectory(dir=self.settings.work_dir) as work_dir:
                 timings: dict[str, float] = {}
+                started = time.monotonic()
                 prepared = _timed(timings, "join", self._prepare)(video, work_dir)
-                outcome = _timed(timings, "publish", self._publish)(video, prepared, work_dir, timings)
+                outcome = _timed(timings, "publish", self._publish)(video, prepared, work_dir,
+                                                                    timings, started)
                 logger.info("join timings", extra={"video_id": video_id, "seconds": timings,
                                                    "join_method": prepared.method.value})
         except ChunkMissing as missing:
@@ -103,6 +107,7 @@ class Joiner:
         except NotPlayable as error:
             self.catalog.fail_join(video_id, video.chunk_count, error.message)
             logger.info("join failed", extra={"video_id": video_id, "reason": error.message})
+            telemetry.join_failed("not_playable")
             return JoinOutcome.FAILED
         except (StorageUnavailable, FoldSuperseded):
             self.catalog.end_join(video_id)  # it will go through later: the delivery is retried
@@ -112,6 +117,7 @@ class Joiner:
             reason = f"the join failed ({type(error).__name__}); the chunks are kept"
             logger.exception("join failed unexpectedly", extra={"video_id": video_id})
             self.catalog.fail_join(video_id, video.chunk_count, reason)
+            telemetry.join_failed("fault")
             return JoinOutcome.FAILED
         except BaseException:
             self.catalog.end_join(video_id)
@@ -164,9 +170,10 @@ class Joiner:
                 video = video.with_segments_of(self.catalog.get(video.video_id))
 
     def _publish(self, video: Video, prepared: PreparedJoin, work_dir: str,
-                 timings: dict[str, float]) -> JoinOutcome:
+                 timings: dict[str, float], started: float) -> JoinOutcome:
         """Upload the joined video while it is verified and its poster is made; record it
-        only once all three have succeeded, and leave nothing behind when one fails."""
+        only once all three have succeeded, and leave nothing behind when one fails.
+        `started`: when the join began (time.monotonic()), for its metric."""
         try:
             with ThreadPoolExecutor(max_workers=2) as pool:
                 uploading = pool.submit(_timed(timings, "upload", prepared.upload))
@@ -187,6 +194,9 @@ class Joiner:
                                                 poster_key, media)
         except ConditionFailed:
             return JoinOutcome.SUPERSEDED
+        # Ready from now on. updated_at is when the last of these chunks was claimed.
+        telemetry.video_ready(prepared.method.value, time.monotonic() - started,
+                              self.clock() - video.updated_at)
         for key in replaced:
             self.store.delete(key)
         self._tidy(dataclasses.replace(video, compiled_chunks=video.chunk_count))

@@ -191,6 +191,10 @@ class JobQueue(Protocol):
     def waiting(self) -> tuple[int, int]:
         """How many requests are (due now, still delayed)."""
 
+    def retry_after(self, receipt_handle: str, seconds: int) -> None:
+        """A message being handled that failed comes back in `seconds`, rather than when its
+        visibility timeout (six times the join's) runs out."""
+
 
 @dataclass(frozen=True)
 class Backend:

@@ -12,7 +12,7 @@ from typing import Callable
 
 from aws_lambda_powertools import Logger
 
-from chalicelib import tokens
+from chalicelib import telemetry, tokens
 from chalicelib.errors import (
     ChunkTooLarge,
     ConditionFailed,
@@ -213,6 +213,7 @@ class VideoService:
             if not self.catalog.unclaim_chunk(video_id, before, digest):
                 self.catalog.release_chunk(video_id, index, size)  # skipped by joins
             raise
+        telemetry.chunk_appended(size)  # committed now, whatever becomes of the join request
         self._after_append(video_id, before.join_requested_at, now, where)
         return Appended(video_id, index, size, before.committed_bytes + size)
 

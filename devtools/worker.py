@@ -21,15 +21,19 @@ def sqs_event(body: str, receipt: str) -> dict:
 
 def deliver_next(app_module, wait_seconds: int = 0) -> bool:
     """Hand the next queued join message to app.join_videos, as the SQS trigger does, and
-    acknowledge it once handled; False when the queue had none. A handler that raises
-    leaves the message on the queue, to come back after its visibility timeout, as on Lambda."""
+    acknowledge it once handled; False when the queue had none. A message the handler
+    reports as failed (batchItemFailures), or a handler that raises, leaves it on the
+    queue, to come back after its visibility timeout, as on Lambda."""
     from chalice.local import LambdaContext
     delivery = app_module.services().backend.queue.receive(wait_seconds)
     if delivery is None:
         return False
     context = LambdaContext("join_videos", memory_size=1024, max_runtime_ms=900_000)
-    app_module.join_videos(sqs_event(delivery.body, delivery.receipt), context)
-    delivery.acknowledge()
+    event = sqs_event(delivery.body, delivery.receipt)
+    answer = app_module.join_videos(event, context) or {}
+    failed = {item["itemIdentifier"] for item in answer.get("batchItemFailures", [])}
+    if event["Records"][0]["messageId"] not in failed:
+        delivery.acknowledge()
     return True
 
 

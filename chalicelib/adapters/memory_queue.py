@@ -32,6 +32,9 @@ class MemoryQueue:
             self._messages.remove(due[0])
             return MemoryDelivery(due[0][2])
 
+    def retry_after(self, receipt_handle: str, seconds: int) -> None:
+        pass  # a delivery here is off the queue once received: nothing comes back
+
     def waiting(self) -> tuple[int, int]:
         with self._lock:
             now = self.clock()

@@ -62,6 +62,11 @@ class SqsQueue:
         return SqsDelivery(join_request_of(message["Body"]), message["Body"],
                            message["ReceiptHandle"], self)
 
+    def retry_after(self, receipt_handle: str, seconds: int) -> None:
+        with aws.service_errors(_SERVICE):
+            self.client.change_message_visibility(QueueUrl=self.url, ReceiptHandle=receipt_handle,
+                                                  VisibilityTimeout=seconds)
+
     def waiting(self) -> tuple[int, int]:
         names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesDelayed"]
         with aws.service_errors(_SERVICE):

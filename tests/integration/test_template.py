@@ -126,7 +126,8 @@ def test_the_api_stage_is_throttled_and_its_access_log_holds_no_secret(packaged_
     assert setting["ThrottlingRateLimit"] == {"Ref": "ApiThrottlingRateLimit"}
     assert setting["ThrottlingBurstLimit"] == {"Ref": "ApiThrottlingBurstLimit"}
     log_format = api["AccessLogSetting"]["Format"]
-    json.loads(log_format)  # one JSON object a line
+    # One JSON object a line ($context.error.messageString comes quoted already).
+    json.loads(log_format.replace("$context.error.messageString", '"error"'))
     # Neither the query string (?token=) nor a header (Authorization) has a variable here.
     assert "$context.requestId" in log_format
     assert not any(word in log_format.lower() for word in ("querystring", "header", "authoriz", "$input"))
@@ -138,6 +139,13 @@ def test_alarms_watch_the_dead_letter_queue_and_every_function(packaged_template
     assert json.dumps([{"Name": "QueueName", "Value": {"Fn::GetAtt": ["JoinDeadLetters", "QueueName"]}}]) in watched
     for logical_id in ("APIHandler", "JoinVideos", "ExpireAbandoned"):
         assert json.dumps([{"Name": "FunctionName", "Value": {"Ref": logical_id}}]) in watched
+    # The code's own metrics, watched where the functions write them.
+    variables = environment(packaged_template, "join_videos")
+    ours = {a["Properties"]["MetricName"]: a["Properties"] for a in alarms
+            if a["Properties"]["Namespace"] == variables["POWERTOOLS_METRICS_NAMESPACE"]}
+    assert set(ours) == {"JoinFailures", "JoinMessageFailures"}
+    for alarm in ours.values():
+        assert {"Name": "service", "Value": variables["POWERTOOLS_SERVICE_NAME"]} in alarm["Dimensions"]
 
 
 def item(video_id: int) -> dict:
