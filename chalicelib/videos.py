@@ -113,9 +113,13 @@ class VideoService:
         return Created(self._view(video), upload, playback)
 
     def delete(self, video_id: int, token: str | None) -> None:
-        """The video's record, then every object of it: nothing of it is left, and a join
-        still running cannot bring the record back (the catalog's writes need it)."""
+        """Every object of the video, its record, then whatever a join still running wrote
+        meanwhile: nothing of it is left. Objects go first so that a delete that fails
+        half-way keeps the record, and the client's retry (which needs it, for the token)
+        finishes the job; once the record is gone a running join cannot bring it back (the
+        catalog's writes need it)."""
         self._authorized(video_id, token)
+        self.store.delete_video(video_id)
         try:
             self.catalog.delete(video_id)
         except ConditionFailed:

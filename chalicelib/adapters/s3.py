@@ -21,7 +21,7 @@ from chalicelib.adapters.keys import (
     source_prefixes,
     video_prefix,
 )
-from chalicelib.errors import ChunkMissing
+from chalicelib.errors import ChunkMissing, StorageUnavailable
 
 _SERVICE = "S3"
 SOURCE_TAG = ("lifecycle", "source")
@@ -143,7 +143,14 @@ class S3Store:
                     Bucket=self.bucket, Prefix=prefix):
                 keys = [{"Key": item["Key"]} for item in page.get("Contents", [])]
                 if keys:  # a page holds at most 1,000 keys, as DeleteObjects takes
-                    self.client.delete_objects(Bucket=self.bucket, Delete={"Objects": keys, "Quiet": True})
+                    answer = self.client.delete_objects(Bucket=self.bucket,
+                                                        Delete={"Objects": keys, "Quiet": True})
+                    # A refused key comes back in a 200 answer, not as an exception: a
+                    # delete that left objects behind must fail like any other.
+                    if answer.get("Errors"):
+                        codes = sorted({error.get("Code", "?") for error in answer["Errors"]})
+                        raise StorageUnavailable(f"{_SERVICE} kept {len(answer['Errors'])} of "
+                                                 f"{len(keys)} objects ({', '.join(codes)}); retry")
 
     def presigned_get(self, key: str) -> str:
         # Signed on each request: a URL dies with the temporary credentials that signed it.

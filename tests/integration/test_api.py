@@ -337,6 +337,28 @@ def test_a_storage_failure_is_503_and_leaves_the_record_as_it_was(client, monkey
     assert status["duration"] == pytest.approx(3.0, abs=0.1)
 
 
+def test_a_delete_s3_answers_with_refused_keys_is_a_503_and_a_retry_finishes_it(client):
+    from chalicelib import aws
+    video_id, auth = create(client)
+    append(client, video_id, fixture_chunks()[0], auth)
+
+    def refuse_every_key(parsed, model, **_):  # what S3 answers when a key may not be deleted
+        parsed["Errors"] = [{"Key": "k", "Code": "AccessDenied", "Message": "Access Denied"}]
+    aws.s3().meta.events.register("after-call.s3.DeleteObjects", refuse_every_key)
+    try:
+        response = client.http.delete(f"/videos/{video_id}", headers=auth)
+    finally:
+        aws.s3().meta.events.unregister("after-call.s3.DeleteObjects", refuse_every_key)
+    assert response.status_code == 503
+    assert body(response)["Code"] == "StorageUnavailable"
+    assert "AccessDenied" in body(response)["Message"]
+    # The record stays, so the client's retry (its token is checked against it) can finish.
+    assert client.http.get(f"/videos/{video_id}", headers=auth).status_code == 200
+    assert client.http.delete(f"/videos/{video_id}", headers=auth).status_code == 204
+    assert not aws.s3().list_objects_v2(Bucket=app_module.get_settings().bucket_name,
+                                        Prefix=f"videos/{video_id}/").get("Contents")
+
+
 def test_an_aws_outage_is_a_503_json_error_not_a_500(client, monkeypatch):
     from botocore.exceptions import EndpointConnectionError
     video_id, auth = create(client)
