@@ -5,7 +5,7 @@ import functools
 
 from chalice import Chalice, CORSConfig, Rate, Response
 
-from chalicelib import errors, observability, responses, wiring
+from chalicelib import errors, observability, openapi, pages, responses, wiring
 from chalicelib.join_messages import join_batch
 from chalicelib.observability import logger
 from chalicelib.settings import get_settings
@@ -56,6 +56,10 @@ def services() -> wiring.Services:
     return wiring.build(get_settings())
 
 
+def _http_status(error: errors.VideoError) -> int:
+    return next(code for kind, code in HTTP_STATUS.items() if isinstance(error, kind))
+
+
 def api_route(path: str, **options):
     """app.route, with the service's errors answered as JSON (an AWS service that does not
     answer is a StorageUnavailable from the adapters: a 503 the client may retry)."""
@@ -67,8 +71,7 @@ def api_route(path: str, **options):
             except errors.VideoError as error:
                 if isinstance(error, errors.StorageUnavailable):
                     logger.exception("an AWS call failed")
-                status = next(code for kind, code in HTTP_STATUS.items() if isinstance(error, kind))
-                return Response(responses.error_body(error), status_code=status,
+                return Response(responses.error_body(error), status_code=_http_status(error),
                                 headers=responses.error_headers(error, get_settings()))
         return app.route(path, **options)(handle)
     return register
@@ -84,9 +87,49 @@ def _url_token() -> str | None:
     return (app.current_request.query_params or {}).get("token")
 
 
-@app.route("/")
+# --- The pages: the recorder at the root, the share page of a video; health as JSON. ---
+# HTML for a person (errors too, as pages); the JSON API stays JSON.
+
+def _html(page: pages.Page) -> Response:
+    return Response(page.body, status_code=page.status, headers=page.headers)
+
+
+def _site_base(route_start: str) -> str:
+    """The API's public root URL, stage path included, for absolute links (Open Graph)."""
+    request = app.current_request
+    return pages.site_base(request.headers.get("host"), request.headers.get("x-forwarded-proto"),
+                           (request.context or {}).get("path"), route_start)
+
+
+@app.route("/", content_types=ANY_CONTENT_TYPE)
 def index():
+    return _html(pages.recorder())
+
+
+@app.route("/health", content_types=ANY_CONTENT_TYPE)
+def health():
     return {"service": "video-management-api", "status": "ok"}
+
+
+@app.route("/watch/{video_id}", content_types=ANY_CONTENT_TYPE)
+def watch(video_id):
+    try:
+        return _html(pages.watch(services().videos, parse_video_id(video_id), _url_token(),
+                                 _site_base("/watch/")))
+    except errors.VideoError as error:
+        if isinstance(error, errors.StorageUnavailable):
+            logger.exception("an AWS call failed")
+        return _html(pages.error_page(error, _http_status(error)))
+
+
+@api_route("/watch/{video_id}/poster", methods=["GET"], content_types=ANY_CONTENT_TYPE)
+def watch_poster(video_id):
+    """The share page's poster (og:image) at a stable URL: a presigned one expires."""
+    view = services().videos.status(parse_video_id(video_id), None, _url_token())
+    if not view.poster_url:
+        raise errors.VideoNotFound("this video has no poster (yet)")
+    return Response(body="", status_code=302, headers={"Location": view.poster_url})
+# --- end of the pages ---
 
 
 @api_route("/create_video", methods=["POST"], content_types=CHUNK_CONTENT_TYPES)
@@ -155,6 +198,12 @@ def finalize_video(video_id):
 def new_playback_token(video_id):
     video_id = parse_video_id(video_id)
     return responses.playback_token_body(video_id, services().videos.new_playback_token(video_id, _token()))
+
+
+@app.route("/openapi.json", content_types=ANY_CONTENT_TYPE)
+def openapi_document():
+    """Every route above in OpenAPI 3.1, written in chalicelib/openapi.py (built once)."""
+    return Response(openapi.document_json(app, HTTP_STATUS), headers={"Content-Type": "application/json"})
 
 
 @app.schedule(Rate(1, unit=Rate.HOURS))

@@ -267,11 +267,12 @@ class VideoService:
                                 stall_seconds=URGENT_JOIN_LOST_SECONDS)
         return Playback(None)
 
-    def status(self, video_id: int, token: str | None) -> VideoView:
+    def status(self, video_id: int, token: str | None, url_token: str | None = None) -> VideoView:
         """The video as it is. A video whose chunks no join accounts for, with no join
         pending (its worker died, its message was lost), gets one asked for: polling the
-        status is enough to have a recording joined."""
-        video = self._readable(video_id, token)
+        status is enough to have a recording joined. `url_token` (the share page's ?token=)
+        is the playback token only, as for playback."""
+        video = self._readable(video_id, token, url_token)
         now = self.clock()
         if video.needs_join() and self._status_of(video, now) is Status.RECORDING:
             self._schedule_join(video_id, now, delay_seconds=0)

@@ -66,7 +66,7 @@ def main() -> None:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
         url = f"http://127.0.0.1:{port}"
-        wait_until_up(url + "/", chalice)
+        wait_until_up(url + "/health", chalice)
         worker = start_worker()
         print(f"video-management-api is serving on {url} (emulated S3/DynamoDB/SQS at "
               f"{emulator.url}); Ctrl-C stops it", flush=True)

@@ -165,10 +165,19 @@ def running_stack(log: Path, **settings: str):
 
 
 @pytest.fixture(scope="session")
-def packaged_template(tmp_path_factory) -> dict:
-    """The dev stage's deployment template, merged as `make package` merges it."""
+def package_dir(tmp_path_factory) -> Path:
+    """What `make package` writes for the dev stage (sam.json, deployment.zip), made once."""
     from tests.deployment import package
-    return package(tmp_path_factory.mktemp("package"))
+    out_dir = tmp_path_factory.mktemp("package")
+    package(out_dir)
+    return out_dir
+
+
+@pytest.fixture(scope="session")
+def packaged_template(package_dir) -> dict:
+    """The dev stage's deployment template, merged as `make package` merges it."""
+    import json
+    return json.loads((package_dir / "sam.json").read_text())
 
 
 @pytest.fixture(scope="session")

@@ -17,9 +17,11 @@ HANDLERS = {"app.app": "api_handler", "app.join_videos": "join_videos",
 def package(out_dir: Path, stage: str = "dev") -> dict:
     """The merged template `make package` writes for the stage."""
     environment = {**os.environ, "AWS_DEFAULT_REGION": "us-east-1"}
-    subprocess.run([str(CHALICE), "package", "--stage", stage, "--merge-template",
-                    ".chalice/template.json", str(out_dir)],
-                   cwd=ROOT, env=environment, check=True, capture_output=True)
+    done = subprocess.run([str(CHALICE), "package", "--stage", stage, "--merge-template",
+                           ".chalice/template.json", str(out_dir)],
+                          cwd=ROOT, env=environment, capture_output=True, text=True)
+    if done.returncode:  # chalice says why on its output
+        raise RuntimeError(f"chalice package failed:\n{done.stderr[-3000:]}{done.stdout[-2000:]}")
     return json.loads((out_dir / "sam.json").read_text())
 
 

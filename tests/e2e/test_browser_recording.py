@@ -1,6 +1,6 @@
 """A real browser records with MediaRecorder and streams the chunks to the API.
 
-web/recorder.html is served from its own local HTTP server (another origin than the API, so
+chalicelib/web/recorder.html (the page the API serves at /) is served from its own local HTTP server (another origin than the API, so
 CORS preflights and headers are really exercised) and opened in Debian's headless Chromium
 with fake camera and microphone. For each mimeType Chromium's MediaRecorder supports, the
 page records about 3 s with a 500 ms timeslice, uploads every Blob in order while recording,
@@ -37,7 +37,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
-WEB_ROOT = ROOT / "web"
+WEB_ROOT = ROOT / "chalicelib" / "web"
 FFMPEG = os.environ.get("FFMPEG_BINARY", str(ROOT / "layers" / "ffmpeg" / "bin" / "ffmpeg"))
 KEPT_CHUNKS = Path("/tmp/browser-chunks")
 
@@ -78,7 +78,7 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
 
 @pytest.fixture(scope="module")
 def web_origin():
-    """web/ served on another loopback port than the API: a different origin."""
+    """chalicelib/web/ served on another loopback port than the API: a different origin."""
     handler = functools.partial(_QuietHandler, directory=str(WEB_ROOT))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), handler)
     thread = threading.Thread(target=server.serve_forever, name="web-server", daemon=True)
@@ -219,7 +219,8 @@ def _check_recording(result, chunks, api, mime_type, tmp_path):
         f"{mime_type}: the page ended with {result['title']!r}\n"
         f"uploads: {json.dumps(result.get('uploads'))[:3000]}\npage log:\n{result['log']}")
     video_id, token = result["videoId"], result["token"]
-    assert result["title"] == f"done:{video_id}:{token}"
+    assert result["title"] == f"done:{video_id}"  # the upload token stays out of the title
+    assert result["committedBytes"] == result["sentBytes"] == result["chunkBytes"]
     assert len(chunks) == len(result["chunks"]) >= 2, "expected several timeslice chunks"
     assert [len(chunk) for chunk in chunks] == result["chunks"]
 

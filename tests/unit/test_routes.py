@@ -4,27 +4,11 @@ same routes over moto, with real joins, are in tests/integration/test_api.py."""
 import json
 
 import pytest
-from chalice.test import Client
 
 import app as app_module
-from chalicelib import responses, wiring
+from chalicelib import responses
 from chalicelib.errors import StorageUnavailable
-from chalicelib.settings import get_settings
 from tests.conftest import fixture_chunks
-
-
-@pytest.fixture
-def services(monkeypatch):
-    get_settings.cache_clear()
-    built = wiring.build(get_settings(), wiring.memory_backend())
-    monkeypatch.setattr(app_module, "services", lambda: built)
-    return built
-
-
-@pytest.fixture
-def client(services):
-    with Client(app_module.app) as test_client:
-        yield test_client
 
 
 def body(response) -> dict:
