@@ -153,7 +153,8 @@ def append_video(video_id):
 
 @api_route("/get_video/{video_id}", methods=["GET"], content_types=ANY_CONTENT_TYPE)
 def get_video(video_id):
-    playback = services().videos.playback(parse_video_id(video_id), _token(), _url_token())
+    download = (app.current_request.query_params or {}).get("download") in ("1", "true")
+    playback = services().videos.playback(parse_video_id(video_id), _token(), _url_token(), download)
     if playback.url is None:
         seconds = get_settings().retry_after_seconds
         return Response(responses.processing_body(seconds), status_code=202,

@@ -166,6 +166,11 @@ _PARAMETERS = {
         "description": "an id to find this request in the logs (X-Request-Id is read too); one "
                        "that is not `[A-Za-z0-9][A-Za-z0-9._:-]{0,127}` is replaced by the "
                        "gateway's request id"},
+    "download": {
+        "name": "download", "in": "query", "required": False,
+        "schema": {"type": "string", "enum": ["1", "true"]},
+        "description": "the Location is served as an attachment (`video-<id>.<ext>`): saved, "
+                       "not played"},
     "ContentRange": {
         "name": "Content-Range", "in": "header", "required": False,
         # No pattern: whether a range is one (first <= last < total) is more than a regex
@@ -297,7 +302,7 @@ OPERATIONS = {
         "operationId": "get_video", "summary": "Play the video",
         "description": "A GET on a video whose chunks changed since the last join asks for one "
                        "and answers 202.",
-        "security": PLAYER, "parameters": ["video_id"],
+        "security": PLAYER, "parameters": ["video_id", "download"],
         "responses": {
             "302": _json("Playback", "to the compiled video (a `Range` request to it gives 206)",
                          ("Location",)),

@@ -185,5 +185,5 @@ def _ready(video_id: int, url_token: str | None, view: VideoView, base: str) -> 
             f"<dt>Size</dt><dd id=\"size\">{e(_size(media.byte_size))}</dd>\n"
             f"<dt>Picture</dt><dd>{e(frame)}</dd>\n"
             f"<dt>Format</dt><dd>{e(media.content_type)} ({e(codecs)})</dd>\n</dl>\n"
-            f'<p><a class="button" id="download" href="{e(video_url)}" download>Download the video</a></p>')
+            f'<p><a class="button" id="download" href="{e(video_url)}&amp;download=1" download>Download the video</a></p>')
     return _page(title, body, head=head)

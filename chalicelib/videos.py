@@ -249,9 +249,11 @@ class VideoService:
         return RangeConflict(f"{what}, and the recording ends at byte {video.committed_bytes}: "
                              "send the chunk that starts there", committed_bytes=video.committed_bytes)
 
-    def playback(self, video_id: int, token: str | None, url_token: str | None = None) -> Playback:
-        """Where to play the video. `token` from the Authorization header (either token),
-        `url_token` from the URL (the playback token only)."""
+    def playback(self, video_id: int, token: str | None, url_token: str | None = None,
+                 download: bool = False) -> Playback:
+        """Where to play the video (or, with `download`, to save it as a file). `token` from
+        the Authorization header (either token), `url_token` from the URL (the playback
+        token only)."""
         video = self._readable(video_id, token, url_token)
         now = self.clock()
         status = self._status_of(video, now)
@@ -260,7 +262,9 @@ class VideoService:
         if status is Status.FAILED:
             raise NotPlayable(f"the chunks do not make a playable video: {video.error}")
         if status is Status.READY:
-            return Playback(self.store.presigned_get(video.compiled_key), video.media.content_type)
+            extension = video.compiled_key.rsplit(".", 1)[-1]
+            name = f"video-{video_id}.{extension}" if download else None
+            return Playback(self.store.presigned_get(video.compiled_key, name), video.media.content_type)
         if not video.joining_now(now, self.settings.join_stall_seconds) and (
                 video.join_urgent_at is None or now - video.join_urgent_at >= URGENT_JOIN_LOST_SECONDS):
             self._schedule_join(video_id, now, delay_seconds=0, urgent=True,

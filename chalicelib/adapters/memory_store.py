@@ -102,8 +102,9 @@ class MemoryStore:
                 del self.objects[key]
                 self.content_types.pop(key, None)
 
-    def presigned_get(self, key: str) -> str:
-        return f"memory://videos/{key}?expires={int(time.time()) + 3600}"
+    def presigned_get(self, key: str, download_as: str | None = None) -> str:
+        attachment = f"&attachment={download_as}" if download_as else ""
+        return f"memory://videos/{key}?expires={int(time.time()) + 3600}{attachment}"
 
     def _existing(self, key: str) -> bytes:
         body = self._get(key)

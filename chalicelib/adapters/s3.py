@@ -152,12 +152,14 @@ class S3Store:
                         raise StorageUnavailable(f"{_SERVICE} kept {len(answer['Errors'])} of "
                                                  f"{len(keys)} objects ({', '.join(codes)}); retry")
 
-    def presigned_get(self, key: str) -> str:
+    def presigned_get(self, key: str, download_as: str | None = None) -> str:
         # Signed on each request: a URL dies with the temporary credentials that signed it.
+        params = {"Bucket": self.bucket, "Key": key}
+        if download_as:  # a browser ignores <a download> across origins; S3 says it instead
+            params["ResponseContentDisposition"] = f'attachment; filename="{download_as}"'
         with aws.service_errors(_SERVICE):
-            return self.client.generate_presigned_url(
-                "get_object", Params={"Bucket": self.bucket, "Key": key},
-                ExpiresIn=self.presigned_url_seconds)
+            return self.client.generate_presigned_url("get_object", Params=params,
+                                                      ExpiresIn=self.presigned_url_seconds)
 
     def _put_source(self, key: str, body: bytes,
                     content_type: str = "application/octet-stream") -> None:

@@ -101,6 +101,22 @@ def test_get_answers_202_until_joined_then_redirects_to_a_signed_url(client):
     assert (status["video_codec"], status["audio_codec"]) == ("vp8", "opus")
 
 
+def test_get_with_download_is_served_as_an_attachment_and_without_it_inline(client):
+    import requests
+    video_id, auth = create(client)
+    for chunk in fixture_chunks():
+        append(client, video_id, chunk, auth)
+    run_queued_joins(app_module)
+    saved = client.http.get(f"/get_video/{video_id}?download=1", headers=auth).headers["Location"]
+    played = client.http.get(f"/get_video/{video_id}", headers=auth).headers["Location"]
+    assert "response-content-disposition" not in played
+    # Fetched as a browser would (moto answers requests to S3 in process): with the
+    # disposition the URL signed.
+    answer = requests.get(saved, timeout=30)
+    assert answer.status_code == 200
+    assert answer.headers["Content-Disposition"] == f'attachment; filename="video-{video_id}.webm"'
+
+
 def test_compiled_object_is_served_inline_as_webm(client):
     video_id, auth = create(client)
     for chunk in fixture_chunks():

@@ -110,7 +110,7 @@ def test_share_page_shows_the_video_with_absolute_open_graph_urls(client, servic
     assert meta.videos == [{"id": "video", "controls": None, "playsinline": None,
                             "preload": "metadata", "src": f"{base}get_video/{video_id}/?token={token}",
                             "poster": f"{base}watch/{video_id}/poster?token={token}"}]
-    assert {"class": "button", "id": "download", "href": meta.videos[0]["src"],
+    assert {"class": "button", "id": "download", "href": meta.videos[0]["src"] + "&download=1",
             "download": None} in meta.links
     assert "0:04 (4.2 s)" in text and "0.8 MB (812,345 bytes)" in text
     assert upload not in text  # the upload token never goes into the page
