@@ -20,7 +20,9 @@ class Catalog(Protocol):
     write, so concurrent appends and joins never lose an update."""
 
     def create(self, token_hash: str, playback_token_hash: str, now: float) -> Video:
-        """A new video with the next id (1, 2, 3...)."""
+        """A new video with an id no other video has: 1, 2, 3... with a block size of 1; with
+        more, this instance's next id from the block it reserved last (see
+        chalicelib/adapters/dynamodb.py)."""
 
     def set_playback_token(self, video_id: int, playback_token_hash: str) -> None:
         """A new read-only token; the one before stops working."""

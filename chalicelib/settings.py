@@ -46,6 +46,13 @@ class Settings:
     # (AWS_ENDPOINT_URL_S3 for S3 alone, AWS_ENDPOINT_URL for every service; boto3 reads
     # both itself). None on AWS.
     s3_endpoint_url: str | None
+    # How many video ids each instance reserves from the counter item at once (one write
+    # per block instead of one per create: a single DynamoDB item sustains about 1,000
+    # writes a second). `local` keeps 1: ids count up 1, 2, 3 as the README's session and
+    # the clients expect. `dev` and `prod` use 20: a Lambda instance serves one request at a
+    # time, so a block of 20 cuts the counter's writes twentyfold and an instance recycled
+    # mid-block leaves a gap of at most 19 ids.
+    id_block_size: int = 1
 
     @property
     def tokens_required(self) -> bool:
@@ -108,4 +115,5 @@ def get_settings() -> Settings:
         expire_after_seconds=_integer("EXPIRE_AFTER_SECONDS", 7 * 24 * 3600, minimum=60),
         s3_endpoint_url=(os.environ.get("AWS_ENDPOINT_URL_S3", "").strip()
                          or os.environ.get("AWS_ENDPOINT_URL", "").strip() or None),
+        id_block_size=_integer("ID_BLOCK_SIZE", 1, minimum=1),
     )

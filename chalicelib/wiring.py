@@ -37,14 +37,15 @@ class Services:
 
 def aws_backend(settings: Settings) -> Backend:
     return Backend(
-        catalog=DynamoCatalog(aws.videos_table, settings.expire_after_seconds),
+        catalog=DynamoCatalog(aws.videos_table, settings.expire_after_seconds,
+                              settings.id_block_size),
         store=S3Store(aws.s3(), settings.bucket_name, settings.presigned_url_seconds),
         queue=SqsQueue(aws.sqs(), settings.job_queue_name),
     )
 
 
-def memory_backend(clock: Callable[[], float] = time.time) -> Backend:
-    return Backend(MemoryCatalog(), MemoryStore(), MemoryQueue(clock))
+def memory_backend(clock: Callable[[], float] = time.time, id_block_size: int = 1) -> Backend:
+    return Backend(MemoryCatalog(id_block_size), MemoryStore(), MemoryQueue(clock))
 
 
 def join_strategies(settings: Settings, backend: Backend, folder: Folder,

@@ -5,12 +5,24 @@ lose an update: an append claims the next chunk index atomically, a join records
 only if no newer join has already done so. The item with video_id 0 is the id counter;
 videos start at 1.
 
+Ids come in blocks, so that creates do not all write the counter item (one item takes on
+the order of 1,000 writes a second): each DynamoCatalog (one per process, one per Lambda
+instance) reserves `id_block_size` ids at once with one atomic `ADD last_id :block` and hands
+them out from memory. Ids stay unique positive integers from the one counter, and roughly
+increasing: instances interleave their blocks, so a later video may get a lower id than an
+earlier one. The counter is the highest id ever reserved. An instance that stops (recycled,
+crashed, scaled in) before using up its block leaves the rest of it unused: a gap of up to
+`id_block_size - 1` ids that no video will ever have. So does a reservation whose answer is
+lost (the SDK retries the ADD) and, as with a block of 1, a create whose video write fails.
+With a block of 1 (the `local` stage) ids count up 1, 2, 3 with no gap but those.
+
 A video never joined carries `expires_at` (TTL_ATTRIBUTE, the table's time-to-live attribute
 in the deployment template): a day after the expiry sweep would remove it, so DynamoDB drops
 the record even if the sweep stops running. Its first join removes the attribute: a joined
 video stays until it is deleted.
 """
 import contextlib
+import threading
 from decimal import Decimal
 from typing import Any, Callable
 
@@ -85,11 +97,20 @@ def _abandoned(updated_before: float):
 
 
 class DynamoCatalog:
-    def __init__(self, table_of_this_thread: Callable[[], Any], expire_after_seconds: int):
+    def __init__(self, table_of_this_thread: Callable[[], Any], expire_after_seconds: int,
+                 id_block_size: int = 1):
         # A boto3 Table must not be shared between threads (chalice local serves each
         # request on its own): it is handed a getter of this thread's Table.
         self._table_of_this_thread = table_of_this_thread
         self._keep_unjoined_seconds = expire_after_seconds + TTL_GRACE_SECONDS
+        if id_block_size < 1:
+            raise ValueError(f"id_block_size must be at least 1, not {id_block_size}")
+        self._id_block_size = id_block_size
+        # The ids reserved and not yet handed out: _next_id up to _last_reserved. Threads of
+        # one process share them, so the lock makes each id go to one create only.
+        self._ids_lock = threading.Lock()
+        self._next_id = 1
+        self._last_reserved = 0
 
     def _expires_at(self, now: float) -> int:
         return int(now) + self._keep_unjoined_seconds
@@ -119,12 +140,34 @@ class DynamoCatalog:
         with self._conditional(video_id):
             return self.table.update_item(Key={"video_id": video_id}, **kwargs)
 
-    def create(self, token_hash: str, playback_token_hash: str, now: float) -> Video:
+    def _new_id(self) -> int:
+        """The next id of this instance's block; the first create past its end reserves the
+        next block. The lock is held across that write, so the other threads wait for it
+        rather than each reserving a block of their own."""
+        with self._ids_lock:
+            if self._next_id > self._last_reserved:
+                with aws.service_errors(_SERVICE):
+                    counter = self.table.update_item(
+                        Key={"video_id": COUNTER_ID}, UpdateExpression="ADD last_id :block",
+                        ExpressionAttributeValues={":block": self._id_block_size},
+                        ReturnValues="UPDATED_NEW")
+                # ADD is atomic: the block up to the new value is this instance's alone.
+                self._last_reserved = int(counter["Attributes"]["last_id"])
+                self._next_id = self._last_reserved - self._id_block_size + 1
+            video_id = self._next_id
+            self._next_id += 1
+            return video_id
+
+    @property
+    def last_reserved_id(self) -> int:
+        """The counter: the highest id any instance reserved (0 before the first)."""
         with aws.service_errors(_SERVICE):
-            counter = self.table.update_item(
-                Key={"video_id": COUNTER_ID}, UpdateExpression="ADD last_id :one",
-                ExpressionAttributeValues={":one": 1}, ReturnValues="UPDATED_NEW")
-            video_id = int(counter["Attributes"]["last_id"])
+            item = self.table.get_item(Key={"video_id": COUNTER_ID}, ConsistentRead=True).get("Item")
+        return int(item["last_id"]) if item else 0
+
+    def create(self, token_hash: str, playback_token_hash: str, now: float) -> Video:
+        video_id = self._new_id()
+        with aws.service_errors(_SERVICE):
             item = {"video_id": video_id, "token_hash": token_hash,
                     "playback_token_hash": playback_token_hash, "chunk_count": 0,
                     "byte_count": 0, "created_at": _dynamo(now), "updated_at": _dynamo(now),

@@ -1,6 +1,10 @@
 """The video catalog in memory: the DynamoDB catalog's twin for fast tests. Each write
 applies atomically or not at all, as a conditional UpdateItem does
-(tests/integration/test_contracts.py holds both to one contract)."""
+(tests/integration/test_contracts.py holds both to one contract).
+
+Ids are handed out in blocks of `id_block_size`, as the DynamoDB catalog reserves them from
+its counter item (see chalicelib/adapters/dynamodb.py): `another_instance()` is a second
+process's catalog over the same records and counter, with a block of its own."""
 import dataclasses
 import threading
 from typing import Callable
@@ -9,11 +13,35 @@ from chalicelib.errors import ConditionFailed
 from chalicelib.models import MediaSummary, Video
 
 
+@dataclasses.dataclass
+class _Counter:
+    last_id: int = 0  # the highest id reserved, as the counter item holds it
+
+
 class MemoryCatalog:
-    def __init__(self):
+    def __init__(self, id_block_size: int = 1):
+        if id_block_size < 1:
+            raise ValueError(f"id_block_size must be at least 1, not {id_block_size}")
         self._videos: dict[int, Video] = {}
-        self._last_id = 0
+        self._counter = _Counter()
         self._lock = threading.Lock()  # one write at a time, as DynamoDB applies each atomically
+        self._id_block_size = id_block_size
+        # This instance's block: _next_id up to _last_reserved are its own to hand out.
+        self._next_id = 1
+        self._last_reserved = 0
+
+    def another_instance(self) -> "MemoryCatalog":
+        """A catalog over the same records and counter, as another process (another Lambda
+        instance) has: it reserves blocks of its own."""
+        twin = MemoryCatalog(self._id_block_size)
+        twin._videos, twin._counter, twin._lock = self._videos, self._counter, self._lock
+        return twin
+
+    @property
+    def last_reserved_id(self) -> int:
+        """The counter: the highest id any instance reserved."""
+        with self._lock:
+            return self._counter.last_id
 
     def _change(self, video_id: int, applies: Callable[[Video], bool] = lambda video: True,
                 **changes) -> Video:
@@ -26,8 +54,13 @@ class MemoryCatalog:
 
     def create(self, token_hash: str, playback_token_hash: str, now: float) -> Video:
         with self._lock:
-            self._last_id += 1
-            video = Video(self._last_id, token_hash, chunk_count=0, byte_count=0,
+            if self._next_id > self._last_reserved:
+                self._counter.last_id += self._id_block_size
+                self._last_reserved = self._counter.last_id
+                self._next_id = self._last_reserved - self._id_block_size + 1
+            video_id = self._next_id
+            self._next_id += 1
+            video = Video(video_id, token_hash, chunk_count=0, byte_count=0,
                           created_at=now, updated_at=now, playback_token_hash=playback_token_hash)
             self._videos[video.video_id] = video
             return video

@@ -7,6 +7,8 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from chalicelib import aws, wiring
+from chalicelib.adapters.dynamodb import DynamoCatalog
+from chalicelib.adapters.memory_catalog import MemoryCatalog
 from chalicelib.adapters.memory_store import MemoryStore
 from chalicelib.errors import ChunkMissing, ConditionFailed, StorageUnavailable
 from chalicelib.models import JoinMethod, MediaSummary
@@ -78,6 +80,32 @@ def test_concurrent_creates_get_distinct_ids(concurrent_catalog):
     with ThreadPoolExecutor(8) as pool:
         ids = list(pool.map(lambda _: concurrent_catalog.create("h", "p", 1.0).video_id, range(20)))
     assert sorted(ids) == list(range(1, 21))
+
+
+def instances(backend, id_block_size: int, count: int) -> list:
+    """`count` catalogs over the backend's one table and counter, as that many processes
+    (Lambda instances) have, each reserving ids `id_block_size` at a time."""
+    if isinstance(backend.catalog, MemoryCatalog):
+        first = MemoryCatalog(id_block_size)
+        return [first] + [first.another_instance() for _ in range(count - 1)]
+    return [DynamoCatalog(aws.videos_table, get_settings().expire_after_seconds, id_block_size)
+            for _ in range(count)]
+
+
+def test_each_instance_hands_out_ids_from_a_block_of_its_own(backend):
+    a, b = instances(backend, id_block_size=3, count=2)
+    assert a.create("h", "p", 1.0).video_id == 1  # a reserves 1-3
+    assert b.create("h", "p", 1.0).video_id == 4  # b reserves 4-6
+    assert [a.create("h", "p", 1.0).video_id for _ in range(3)] == [2, 3, 7]  # then 7-9
+    assert b.create("h", "p", 1.0).video_id == 5
+    assert a.last_reserved_id == b.last_reserved_id == 9  # the counter: the last id reserved
+    assert b.get(7).token_hash == "h" and a.get(5) is not None  # one table for both
+
+
+def test_with_a_block_of_one_ids_count_up_with_no_gap(backend):
+    a, b = instances(backend, id_block_size=1, count=2)
+    assert [catalog.create("h", "p", 1.0).video_id for catalog in (a, b, a, a, b)] == [1, 2, 3, 4, 5]
+    assert a.last_reserved_id == 5
 
 
 def test_concurrent_claims_get_distinct_indices(concurrent_catalog):
