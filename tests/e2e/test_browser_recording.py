@@ -31,12 +31,11 @@ import requests
 
 from chalicelib.media import containers
 from tests.conftest import ROOT, free_port
+from tests.e2e.chromium import HTTP_TIMEOUT, chromium
 from tests.inspect_media import matroska_has_cues, mp4_top_level_boxes
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMEDRIVER = Path("/usr/bin/chromedriver")
 WEB_ROOT = ROOT / "chalicelib" / "web"
 FFMPEG = os.environ.get("FFMPEG_BINARY", str(ROOT / "layers" / "ffmpeg" / "bin" / "ffmpeg"))
 KEPT_CHUNKS = Path("/tmp/browser-chunks")
@@ -46,7 +45,6 @@ TIMESLICE_MS = 500
 DURATION_TOLERANCE = 0.10
 # Bounds for every wait (recording, uploads, the join, the page's own 15 s playback check).
 PAGE_DONE_TIMEOUT = 150
-HTTP_TIMEOUT = 30
 FFMPEG_TIMEOUT = 120
 
 MIME_TYPES = [
@@ -63,12 +61,6 @@ MIME_TYPES = [
     "audio/mp4;codecs=opus",
 ]
 
-CHROMIUM_FLAGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
-    "--autoplay-policy=no-user-gesture-required",
-]
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
@@ -91,37 +83,9 @@ def web_origin():
 
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory):
-    """One headless Chromium for the whole module, driven by Debian's chromedriver."""
-    # A missing browser is a broken set-up, not a reason to skip: fail loudly.
-    try:
-        from selenium import webdriver
-        from selenium.webdriver.chrome.service import Service
-    except ImportError:
-        pytest.fail("selenium is not installed (pip install -r requirements-dev.txt)")
-    for path, package in ((CHROMIUM, "chromium"), (CHROMEDRIVER, "chromium-driver")):
-        if not path.exists():
-            pytest.fail(f"{path} is missing: apt-get install -y {package}")
-    previous = os.environ.get("SE_OFFLINE")
-    os.environ["SE_OFFLINE"] = "true"  # never let Selenium Manager download anything
-    work = tmp_path_factory.mktemp("chromium")
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    for flag in CHROMIUM_FLAGS:
-        options.add_argument(flag)
-    options.add_argument(f"--user-data-dir={work / 'profile'}")
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    service = Service(executable_path=str(CHROMEDRIVER), log_output=str(work / "chromedriver.log"))
-    driver = webdriver.Chrome(service=service, options=options)
-    try:
-        driver.set_page_load_timeout(HTTP_TIMEOUT)
-        driver.set_script_timeout(HTTP_TIMEOUT)
+    """One headless Chromium for the whole module."""
+    with chromium(tmp_path_factory.mktemp("chromium")) as driver:
         yield driver
-    finally:
-        driver.quit()
-        if previous is None:
-            os.environ.pop("SE_OFFLINE", None)
-        else:
-            os.environ["SE_OFFLINE"] = previous
 
 
 @pytest.fixture(scope="module")

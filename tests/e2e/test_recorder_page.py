@@ -18,7 +18,7 @@ import pytest
 import requests
 
 from tests.conftest import ROOT
-from tests.e2e.test_browser_recording import CHROMEDRIVER, CHROMIUM, CHROMIUM_FLAGS
+from tests.e2e.chromium import HTTP_TIMEOUT, chromium
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 
@@ -27,40 +27,6 @@ RECORD_SECONDS = 4
 DURATION_TOLERANCE_SECONDS = 1.0
 SEEK_TO = 2.0
 PAGE_DONE_TIMEOUT = 180
-HTTP_TIMEOUT = 30
-
-
-@contextlib.contextmanager
-def chromium(work: Path, refuse_permissions: bool = False):
-    """A fresh headless Chromium with its own profile: nothing shared with another. The fake
-    UI says yes to every camera, microphone and screen request; refuse_permissions swaps it
-    for one that says no, as a person who refuses would."""
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-    for path, package in ((CHROMIUM, "chromium"), (CHROMEDRIVER, "chromium-driver")):
-        if not path.exists():
-            pytest.fail(f"{path} is missing: apt-get install -y {package}")
-    os.environ["SE_OFFLINE"] = "true"  # never let Selenium Manager download anything
-    work.mkdir(parents=True, exist_ok=True)
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    flags = CHROMIUM_FLAGS + ["--window-size=1100,1400",
-                              "--auto-select-desktop-capture-source=Entire screen"]
-    if refuse_permissions:
-        flags = [flag for flag in flags if flag != "--use-fake-ui-for-media-stream"]
-        flags.append("--deny-permission-prompts")
-    for flag in flags:
-        options.add_argument(flag)
-    options.add_argument(f"--user-data-dir={work / 'profile'}")
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})  # CSP reports land there
-    service = Service(executable_path=str(CHROMEDRIVER), log_output=str(work / "chromedriver.log"))
-    driver = webdriver.Chrome(service=service, options=options)
-    try:
-        driver.set_page_load_timeout(HTTP_TIMEOUT)
-        driver.set_script_timeout(HTTP_TIMEOUT)
-        yield driver
-    finally:
-        driver.quit()
 
 
 def _button(driver, label: str):
