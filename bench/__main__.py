@@ -165,11 +165,13 @@ def main(argv=None) -> None:
                 log(f"  time to ready: {len(record_chunks)} chunks ...")
                 t = time_to_ready(api, record, record_chunks, WORK, stack.emulator_url,
                                   bucket="video-chunks-local",
-                                  ready_timeout=90 if args.quick else 300)
+                                  ready_timeout=90 if args.quick else 300,
+                                  server_log=stack.log_path)
                 if t.get("stuck"):
                     log(f"    NOT READY within the timeout: {t['stuck']}")
                 log(f"    ready {t['time_to_ready_s']} s after the last append; "
-                    f"ffmpeg copy {t['ffmpeg_copy_s']:.2f} s, S3 PUT {t['s3_put_s']:.2f} s")
+                    f"ffmpeg copy {t['ffmpeg_copy_s']:.2f} s, S3 PUT {t['s3_put_s']:.2f} s; "
+                    f"the final join moved {t.get('final_join_bytes')}")
                 result["ttr"] = t
             api.close()
         raw["runs"].append(result)

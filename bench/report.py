@@ -32,6 +32,12 @@ def summarize(raw: dict) -> dict:
                     "ratio_vs_ffmpeg_copy", "ratio_vs_s3_put", "append_all_s"):
             s[f"ttr_{key}"] = _median([t.get(key) for t in ttr])
         s["ttr_join_methods"] = ", ".join(sorted({str(t.get("join_method")) for t in ttr}))
+        moved = [t.get("final_join_bytes") or {} for t in ttr]
+        for key in ("bytes_read", "bytes_written", "bytes_copied_in_s3"):
+            s[f"ttr_join_{key}"] = _median([m.get(key) for m in moved])
+        s["ttr_join_bytes_through"] = _median(
+            [m["bytes_read"] + m["bytes_written"] for m in moved
+             if m.get("bytes_read") is not None and m.get("bytes_written") is not None])
         s["ttr_bytes"] = ttr[0]["bytes"]
         s["ttr_chunks"] = ttr[0]["chunks"]
         s["ttr_runs"] = len(ttr)
@@ -59,6 +65,15 @@ def _f(value, digits=1, unit=""):
     if value is None:
         return "n/a"
     return f"{value:.{digits}f}{unit}"
+
+
+# What the join that makes a recording ready may move through its process, whatever the
+# recording's length (the goal, for 10 and 60 minutes of 720p).
+JOIN_BYTES_GOAL = 15_000_000
+
+
+def _mb(value) -> str:
+    return "n/a" if value is None else f"{value / 1e6:.1f} MB"
 
 
 def _verdict(ok) -> str:
@@ -145,6 +160,13 @@ def markdown(raw: dict, s: dict) -> str:
         ratio = s["ttr_ratio_vs_s3_put"]
         row(f"| 2 | ratio time-to-ready / (b) | {_f(ratio, 2)} | <= 2.5 |"
             f" {_verdict(None if ratio is None else ratio <= 2.5)} |")
+        through = s.get("ttr_join_bytes_through")
+        row(f"| 2 | bytes the final join moved through the join process (read + written; the"
+            f" worker's \"joined\" log line) / copied inside S3 (UploadPartCopy, not through it) |"
+            f" {_mb(through)} (read {_mb(s.get('ttr_join_bytes_read'))} + written"
+            f" {_mb(s.get('ttr_join_bytes_written'))}) / {_mb(s.get('ttr_join_bytes_copied_in_s3'))}"
+            f" copied in S3 | < {JOIN_BYTES_GOAL / 1e6:.0f} MB through the process |"
+            f" {_verdict(None if through is None else through < JOIN_BYTES_GOAL)} |")
         row(f"| 2 | appending the whole recording (serial, HTTP) |"
             f" {_f(s['ttr_append_all_s'], 1, ' s')} | | |")
     if "memory_sizes" in s:

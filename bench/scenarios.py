@@ -1,5 +1,6 @@
 """The benchmark's scenarios over HTTP against a running Stack. Every loop is bounded in
 count and in time; nothing here asserts a timing."""
+import json
 import statistics
 import subprocess
 import threading
@@ -151,9 +152,10 @@ def concurrency(url: str, chunks: list[bytes], clients: int, per_client: int,
 
 def time_to_ready(api: Api, recording: Path, chunks: list[bytes], work: Path,
                   emulator_url: str, bucket: str, reference_runs: int = 1,
-                  ready_timeout: float = 300) -> dict:
+                  ready_timeout: float = 300, server_log: Path | None = None) -> dict:
     """Append a whole recording, then poll GET until 302; compare with a plain stream-copy
-    remux of the same bytes on local disk and with one PUT of them to the same emulator."""
+    remux of the same bytes on local disk and with one PUT of them to the same emulator.
+    With the stack's log, also what the join that made it ready moved through S3."""
     video_id, token = api.create()
     started = time.perf_counter()
     for chunk in chunks:
@@ -167,6 +169,8 @@ def time_to_ready(api: Api, recording: Path, chunks: list[bytes], work: Path,
         result["stuck"] = stuck_report(emulator_url, video_id)
     else:
         result["join_method"] = api.status(video_id, token).get("join_method")
+        if server_log is not None:
+            result["final_join_bytes"] = final_join_bytes(server_log, video_id)
     joined = b"".join(chunks)
     assert joined == recording.read_bytes()
     joined_path = work / "joined.webm"
@@ -196,6 +200,31 @@ def time_to_ready(api: Api, recording: Path, chunks: list[bytes], work: Path,
     return result
 
 
+_BYTE_FIELDS = ("bytes_read", "bytes_written", "bytes_copied_in_s3")
+
+
+def final_join_bytes(log_path: Path, video_id: int, wait: float = 10) -> dict | None:
+    """The bytes the join that made the video ready moved (chalicelib.transfers), from the
+    worker's "joined" log line: the join runs in the stack's worker process, and on the
+    emulator its wall time hides whether bytes passed through it or were copied in S3.
+    The line follows the catalog write a GET sees, so it may take a moment to appear."""
+    deadline = time.monotonic() + wait
+    while True:
+        found = None
+        for line in log_path.read_text(errors="replace").splitlines():
+            if not line.startswith("{") or '"joined"' not in line:
+                continue
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                continue
+            if entry.get("message") == "joined" and entry.get("video_id") == video_id:
+                found = {name: entry.get(name) for name in _BYTE_FIELDS}  # the last one wins
+        if found is not None or time.monotonic() > deadline:
+            return found
+        time.sleep(0.2)
+
+
 def fetch_chunks_once(emulator_url: str, bucket: str, video_id: int, count: int) -> float:
     """Read the video's chunk objects back as a join from chunks does (chalicelib.prefetch,
     same window), and nothing else: the floor of a join that reads them."""
@@ -222,14 +251,15 @@ def compose_once(emulator_url: str, bucket: str, body: bytes) -> float:
     from chalicelib.media.fold import SEGMENT_BYTES
     store = S3Store(emulator_client("s3", emulator_url), bucket, presigned_url_seconds=60)
     video_id = 999_999_999_999  # no id the counter hands out soon
-    numbers = range(0, -(-len(body) // SEGMENT_BYTES))
+    segments = [body[at:at + SEGMENT_BYTES] for at in range(0, len(body), SEGMENT_BYTES)]
+    numbers = range(len(segments))
     for number in numbers:
-        store.put_segment(video_id, number, body[number * SEGMENT_BYTES:(number + 1) * SEGMENT_BYTES])
+        store.put_segment(video_id, number, segments[number])
     key = store.compiled_key(video_id, 1, "webm")
     t0 = time.perf_counter()
     composition = store.start_composition(key, "video/webm")
     for number in numbers:
-        composition.copy_segment(number + 1, video_id, number)
+        composition.copy_segment(number + 1, video_id, number, len(segments[number]))
     composition.complete()
     elapsed = time.perf_counter() - t0
     for stored in [key] + [segment_key(video_id, number) for number in numbers]:

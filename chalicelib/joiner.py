@@ -18,7 +18,7 @@ from typing import Callable
 
 from aws_lambda_powertools import Logger
 
-from chalicelib import telemetry
+from chalicelib import telemetry, transfers
 from chalicelib.errors import (
     ChunkMissing,
     ConditionFailed,
@@ -93,14 +93,18 @@ class Joiner:
             self.catalog.end_join(video_id)
             return JoinOutcome.UP_TO_DATE
         try:
-            with self._lease(video), tempfile.TemporaryDirectory(dir=self.settings.work_dir) as work_dir:
+            # What this join moves through S3, apart from anything else the process's store
+            # does meanwhile (chalicelib.transfers).
+            with self._lease(video), tempfile.TemporaryDirectory(dir=self.settings.work_dir) as work_dir, \
+                    transfers.scope() as moved:
                 timings: dict[str, float] = {}
                 started = time.monotonic()
                 prepared = _timed(timings, "join", self._prepare)(video, work_dir)
                 outcome = _timed(timings, "publish", self._publish)(video, prepared, work_dir,
-                                                                    timings, started)
+                                                                    timings, started, moved)
                 logger.info("join timings", extra={"video_id": video_id, "seconds": timings,
-                                                   "join_method": prepared.method.value})
+                                                   "join_method": prepared.method.value,
+                                                   **moved.snapshot().as_log()})
         except ChunkMissing as missing:
             self._chunk_missing(video, missing.index)
             return JoinOutcome.WAITING_FOR_CHUNK
@@ -170,14 +174,17 @@ class Joiner:
                 video = video.with_segments_of(self.catalog.get(video.video_id))
 
     def _publish(self, video: Video, prepared: PreparedJoin, work_dir: str,
-                 timings: dict[str, float], started: float) -> JoinOutcome:
+                 timings: dict[str, float], started: float,
+                 moved: transfers.TransferCounter) -> JoinOutcome:
         """Upload the joined video while it is verified and its poster is made; record it
         only once all three have succeeded, and leave nothing behind when one fails.
-        `started`: when the join began (time.monotonic()), for its metric."""
+        `started`: when the join began (time.monotonic()), `moved`: what it has moved
+        through S3 so far; both for its metrics."""
         try:
             with ThreadPoolExecutor(max_workers=2) as pool:
-                uploading = pool.submit(_timed(timings, "upload", prepared.upload))
-                poster = pool.submit(self._poster, video, prepared, work_dir)
+                # Carried: the upload and the poster count in this join's scope.
+                uploading = pool.submit(transfers.carried(_timed(timings, "upload", prepared.upload)))
+                poster = pool.submit(transfers.carried(self._poster), video, prepared, work_dir)
                 try:
                     _timed(timings, "check", prepared.verify)()
                 finally:
@@ -195,13 +202,15 @@ class Joiner:
         except ConditionFailed:
             return JoinOutcome.SUPERSEDED
         # Ready from now on. updated_at is when the last of these chunks was claimed.
+        moved_now = moved.snapshot()
         telemetry.video_ready(prepared.method.value, time.monotonic() - started,
-                              self.clock() - video.updated_at)
+                              self.clock() - video.updated_at, moved_now.through_us,
+                              moved_now.copied_in_s3)
         for key in replaced:
             self.store.delete(key)
         self._tidy(dataclasses.replace(video, compiled_chunks=video.chunk_count))
         logger.info("joined", extra={"video_id": video.video_id, "chunks": video.chunk_count,
-                                     **media.as_dict()})
+                                     **media.as_dict(), **moved_now.as_log()})
         return JoinOutcome.JOINED
 
     def _tidy(self, video: Video) -> None:

@@ -105,7 +105,9 @@ class Composition(Protocol):
 
     def send(self, number: int, body: bytes) -> None: ...
 
-    def copy_segment(self, number: int, video_id: int, segment: int) -> None: ...
+    def copy_segment(self, number: int, video_id: int, segment: int, size: int) -> None:
+        """Part `number` is the segment, copied by S3; `size` is its length as the fold
+        recorded it, counted as copied in S3 (S3's answer to a copy does not say)."""
 
     def complete(self) -> None:
         """Wait for every part and publish the object; on any failure abort, then raise."""

@@ -18,6 +18,11 @@ with the `service` dimension (POWERTOOLS_SERVICE_NAME):
 - JoinSeconds (Seconds): a join that made the video ready, from preparing to recording it;
   TimeToReadySeconds (Seconds): from the last chunk's append to ready. Both also by
   `join_method` (segments, remux, concat, reencode).
+- JoinBytesMoved (Bytes): what such a join read from and wrote to S3 through this process
+  (chunks, segments, the parts it sent, the compiled file and poster it uploaded);
+  JoinBytesCopiedInS3 (Bytes): what S3 copied for it server-side (UploadPartCopy of the
+  segments), which never passes through here. Both also by `join_method`. On the emulator a
+  copy takes as long as a PUT; these say what a join costs on S3.
 - JoinFailures (Count): a join that failed the video, also by `failure`: `not_playable`
   (the chunks are not a video: the client's doing), `abandoned` (started too often, out of
   time or memory) or `fault` (a fault of the join code: worth an alarm).
@@ -48,12 +53,17 @@ def chunk_appended(size: int) -> None:
     _add((), "ChunkBytesAppended", MetricUnit.Bytes, size)
 
 
-def video_ready(join_method: str, join_seconds: float, seconds_since_last_chunk: float) -> None:
+def video_ready(join_method: str, join_seconds: float, seconds_since_last_chunk: float,
+                bytes_moved: int, bytes_copied_in_s3: int) -> None:
     """A join made the video ready: it took `join_seconds`; the last chunk had arrived
-    `seconds_since_last_chunk` before (what a viewer who waits for the video waits)."""
+    `seconds_since_last_chunk` before (what a viewer who waits for the video waits); it
+    moved `bytes_moved` through this process (read and written) and had S3 copy
+    `bytes_copied_in_s3`."""
     dimensions = (("join_method", join_method),)
     _add(dimensions, "JoinSeconds", MetricUnit.Seconds, round(join_seconds, 3))
     _add(dimensions, "TimeToReadySeconds", MetricUnit.Seconds, round(max(0.0, seconds_since_last_chunk), 3))
+    _add(dimensions, "JoinBytesMoved", MetricUnit.Bytes, bytes_moved)
+    _add(dimensions, "JoinBytesCopiedInS3", MetricUnit.Bytes, bytes_copied_in_s3)
 
 
 def join_failed(failure: str) -> None:

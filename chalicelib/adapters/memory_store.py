@@ -15,19 +15,27 @@ from chalicelib.adapters.keys import (
     video_prefix,
 )
 from chalicelib.errors import ChunkMissing, StorageUnavailable
+from chalicelib.transfers import TransferCounter
 
 MIN_PART_BYTES = 5 * 1024 * 1024  # S3's smallest multipart part (all but the last)
 
 
 class MemoryStore:
-    """Objects in a dict, keyed as the S3 store keys them."""
+    """Objects in a dict, keyed as the S3 store keys them. Counts what it moves as the S3
+    store does (chalicelib.transfers): what a caller puts as written, what it gets back as
+    read, what a copy or a commit moves inside the store as copied in S3."""
 
     def __init__(self):
         self.objects: dict[str, bytes] = {}
         self.content_types: dict[str, str] = {}
         self._lock = threading.Lock()
+        self.transfers = TransferCounter()
 
     def _put(self, key: str, body: bytes, content_type: str = "application/octet-stream") -> None:
+        self._store(key, body, content_type)
+        self.transfers.count(written=len(body))
+
+    def _store(self, key: str, body: bytes, content_type: str) -> None:
         with self._lock:
             self.objects[key] = bytes(body)
             self.content_types[key] = content_type
@@ -35,6 +43,10 @@ class MemoryStore:
     def _get(self, key: str) -> bytes | None:
         with self._lock:
             return self.objects.get(key)
+
+    def _read(self, body: bytes) -> bytes:
+        self.transfers.count(read=len(body))
+        return body
 
     def put_chunk(self, video_id: int, index: int, body: bytes) -> None:
         self._put(chunk_key(video_id, index), body)
@@ -44,7 +56,7 @@ class MemoryStore:
         body = self._get(chunk_key(video_id, index))
         if body is None:
             raise ChunkMissing(index)
-        return body[first_byte:None if max_bytes is None else first_byte + max_bytes]
+        return self._read(body[first_byte:None if max_bytes is None else first_byte + max_bytes])
 
     def piece_upload_url(self, video_id: int, piece_id: str, expires_in: int) -> str:
         return f"memory://{piece_key(video_id, piece_id)}?expires={int(time.time()) + expires_in}"
@@ -58,6 +70,8 @@ class MemoryStore:
             body = self.objects.pop(piece_key(video_id, piece_id), None)
             if body is not None:  # gone: moved by an earlier attempt of this commit
                 self.objects[chunk_key(video_id, index)] = body
+        if body is not None:
+            self.transfers.count(copied_in_s3=len(body))
 
     def delete_piece(self, video_id: int, piece_id: str) -> None:
         self.delete(piece_key(video_id, piece_id))
@@ -66,13 +80,13 @@ class MemoryStore:
         self._put(segment_key(video_id, number), body)
 
     def read_segment(self, video_id: int, number: int, first_byte: int = 0) -> bytes:
-        return self._existing(segment_key(video_id, number))[first_byte:]
+        return self._read(self._existing(segment_key(video_id, number))[first_byte:])
 
     def put_fold_state(self, video_id: int, segment_count: int, state: bytes) -> None:
         self._put(fold_state_key(video_id, segment_count), state, "application/json")
 
     def read_fold_state(self, video_id: int, segment_count: int) -> bytes:
-        return self._existing(fold_state_key(video_id, segment_count))
+        return self._read(self._existing(fold_state_key(video_id, segment_count)))
 
     def compiled_key(self, video_id: int, chunk_count: int, extension: str) -> str:
         return compiled_key(video_id, chunk_count, extension)
@@ -123,10 +137,16 @@ class MemoryComposition:
 
     def send(self, number: int, body: bytes) -> None:
         self._parts[number] = lambda: body
+        self._store.transfers.count(written=len(body))
 
-    def copy_segment(self, number: int, video_id: int, segment: int) -> None:
-        # Read at completion, as S3 copies whatever the source holds when it copies.
-        self._parts[number] = lambda: self._store.read_segment(video_id, segment)
+    def copy_segment(self, number: int, video_id: int, segment: int, size: int) -> None:
+        # Read at completion, as S3 copies whatever the source holds when it copies; copied
+        # inside the store, so counted as S3's copy (of what it holds), not as a read.
+        def copy() -> bytes:
+            body = self._store._existing(segment_key(video_id, segment))
+            self._store.transfers.count(copied_in_s3=len(body))
+            return body
+        self._parts[number] = copy
 
     def complete(self) -> None:
         try:
@@ -136,7 +156,8 @@ class MemoryComposition:
             parts = [self._parts[n]() for n in numbers]
             if any(len(part) < MIN_PART_BYTES for part in parts[:-1]):
                 raise StorageUnavailable("S3 refused the call (EntityTooSmall); retry")
-            self._store._put(self.key, b"".join(parts), self._content_type)
+            # The parts were counted as they were sent or copied: the assembly moves nothing.
+            self._store._store(self.key, b"".join(parts), self._content_type)
         except BaseException:
             self.abort()
             raise

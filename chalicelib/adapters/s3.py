@@ -6,6 +6,7 @@ SOURCE_TAG. Those objects are removed when the video is ready, or by the expiry 
 it is abandoned; the deployment's bucket lifecycle rule also expires objects with this tag
 after some weeks, so none outlives a sweep that failed or a record whose time-to-live ran
 out first."""
+import os
 from concurrent.futures import Future, ThreadPoolExecutor
 
 from boto3.s3.transfer import TransferConfig
@@ -22,6 +23,7 @@ from chalicelib.adapters.keys import (
     video_prefix,
 )
 from chalicelib.errors import ChunkMissing, StorageUnavailable
+from chalicelib.transfers import TransferCounter, carried
 
 _SERVICE = "S3"
 SOURCE_TAG = ("lifecycle", "source")
@@ -41,6 +43,7 @@ class S3Store:
         self.client = client
         self.bucket = bucket
         self.presigned_url_seconds = presigned_url_seconds
+        self.transfers = TransferCounter()  # what this store moved (chalicelib.transfers)
 
     def put_chunk(self, video_id: int, index: int, body: bytes) -> None:
         self._put_source(chunk_key(video_id, index), body)
@@ -78,13 +81,17 @@ class S3Store:
         with aws.service_errors(_SERVICE):
             try:
                 # A managed copy: one CopyObject, or UploadPartCopy parts above 8 MiB (a
-                # single CopyObject stops at 5 GB); no byte passes through here.
+                # single CopyObject stops at 5 GB); no byte passes through here. Its
+                # progress callback reports the bytes S3 copied, from its own threads.
+                copied: list[int] = []
                 self.client.copy(source, self.bucket, chunk_key(video_id, index), Config=_UPLOAD,
-                                 ExtraArgs={"Tagging": _SOURCE_TAGGING, "TaggingDirective": "REPLACE"})
+                                 ExtraArgs={"Tagging": _SOURCE_TAGGING, "TaggingDirective": "REPLACE"},
+                                 Callback=copied.append)
             except ClientError as error:
                 if aws.error_code(error) in _NOT_FOUND:
                     return  # moved by an earlier attempt of this commit
                 raise
+            self.transfers.count(copied_in_s3=sum(copied))
             self.client.delete_object(**source)
 
     def delete_piece(self, video_id: int, piece_id: str) -> None:
@@ -108,16 +115,19 @@ class S3Store:
         return compiled_key(video_id, chunk_count, extension)
 
     def upload_file(self, path: str, key: str, content_type: str) -> None:
+        size = os.path.getsize(path)
         with aws.service_errors(_SERVICE):
             self.client.upload_file(path, self.bucket, key, Config=_UPLOAD, ExtraArgs={
                 "ContentType": content_type,
                 # Played in the page (a <video> element or a new tab), not downloaded.
                 "ContentDisposition": "inline",
             })
+        # Counted here, in the caller's thread (and scope), not in the transfer's threads.
+        self.transfers.count(written=size)
 
     def start_composition(self, key: str, content_type: str) -> "S3Composition":
         with aws.service_errors(_SERVICE):
-            return S3Composition(self.client, self.bucket, key, content_type)
+            return S3Composition(self.client, self.bucket, key, content_type, self.transfers)
 
     def delete(self, key: str) -> None:
         with aws.service_errors(_SERVICE):
@@ -166,6 +176,7 @@ class S3Store:
         with aws.service_errors(_SERVICE):
             self.client.put_object(Bucket=self.bucket, Key=key, Body=body, ContentType=content_type,
                                    Tagging=_SOURCE_TAGGING)
+        self.transfers.count(written=len(body))
 
     def _get(self, key: str, first_byte: int = 0, max_bytes: int | None = None) -> bytes:
         extra = {}
@@ -173,15 +184,21 @@ class S3Store:
             extra["Range"] = f"bytes={first_byte}-{first_byte + max_bytes - 1}"
         elif first_byte:
             extra["Range"] = f"bytes={first_byte}-"
-        return self.client.get_object(Bucket=self.bucket, Key=key, **extra)["Body"].read()
+        body = self.client.get_object(Bucket=self.bucket, Key=key, **extra)["Body"].read()
+        self.transfers.count(read=len(body))
+        return body
 
 
 class S3Composition:
     """A multipart upload. Each part is sent, or copied by S3 from a segment
-    (UploadPartCopy), in the background as soon as it is known; complete() waits for them."""
+    (UploadPartCopy), in the background as soon as it is known; complete() waits for them.
+    A part counts in `transfers` once S3 has it: sent bytes as written, copied ones as
+    copied in S3."""
 
-    def __init__(self, client, bucket: str, key: str, content_type: str):
+    def __init__(self, client, bucket: str, key: str, content_type: str,
+                 transfers: TransferCounter):
         self._client = client
+        self._transfers = transfers
         self.key = key
         upload_id = client.create_multipart_upload(
             Bucket=bucket, Key=key, ContentType=content_type, ContentDisposition="inline")["UploadId"]
@@ -191,14 +208,22 @@ class S3Composition:
         self._parts: dict[int, Future] = {}
 
     def send(self, number: int, body: bytes) -> None:
-        self._parts[number] = self._pool.submit(
-            lambda: self._client.upload_part(PartNumber=number, Body=body, **self._common)["ETag"])
+        def upload() -> str:
+            etag = self._client.upload_part(PartNumber=number, Body=body, **self._common)["ETag"]
+            self._transfers.count(written=len(body))
+            return etag
+        self._parts[number] = self._pool.submit(carried(upload))
 
-    def copy_segment(self, number: int, video_id: int, segment: int) -> None:
+    def copy_segment(self, number: int, video_id: int, segment: int, size: int) -> None:
         source = {"Bucket": self._bucket, "Key": segment_key(video_id, segment)}
-        self._parts[number] = self._pool.submit(
-            lambda: self._client.upload_part_copy(PartNumber=number, CopySource=source,
-                                                  **self._common)["CopyPartResult"]["ETag"])
+
+        def copy() -> str:
+            etag = self._client.upload_part_copy(PartNumber=number, CopySource=source,
+                                                 **self._common)["CopyPartResult"]["ETag"]
+            # S3's answer does not say how much it copied; the caller's fold state does.
+            self._transfers.count(copied_in_s3=size)
+            return etag
+        self._parts[number] = self._pool.submit(carried(copy))
 
     def complete(self) -> None:
         try:

@@ -63,7 +63,7 @@ class SegmentJoin:
                 # them while the rest is folded.
                 composition = self._compose(video, Head.decoded(state.head))
                 on_failure.callback(composition.abort)
-                copied = self._copy(composition, video, copied, len(state.sizes))
+                copied = self._copy(composition, video, copied, state.sizes)
             folded = self.folder.fold_final(video, state)
             if folded is None or not folded.state.sizes:
                 return None
@@ -77,7 +77,7 @@ class SegmentJoin:
             if composition is None:
                 composition = self._compose(video, folded.head)
                 on_failure.callback(composition.abort)
-            self._copy(composition, video, copied, len(folded.state.sizes))
+            self._copy(composition, video, copied, folded.state.sizes)
             prepared = self._finish(video, folded, scan.whole(folded.rest), scan.index,
                                     composition, work_dir)
             on_failure.pop_all()
@@ -118,11 +118,11 @@ class SegmentJoin:
         return self.store.start_composition(key, container.content_type_for(head.has_video))
 
     @staticmethod
-    def _copy(composition: Composition, video: Video, copied: int, count: int) -> int:
-        """Have S3 copy segments copied..count-1 into their parts; returns count."""
-        for number in range(copied, count):
-            composition.copy_segment(number + 1, video.video_id, number)
-        return max(copied, count)
+    def _copy(composition: Composition, video: Video, copied: int, sizes: list[int]) -> int:
+        """Have S3 copy segments copied..len(sizes)-1 into their parts; returns len(sizes)."""
+        for number in range(copied, len(sizes)):
+            composition.copy_segment(number + 1, video.video_id, number, sizes[number])
+        return max(copied, len(sizes))
 
     def _write_from(self, video: Video, state, head: Head, index: Index, rest: bytes,
                     path: str, from_ticks: int) -> None:

@@ -9,10 +9,12 @@ import pytest
 from chalicelib import aws, wiring
 from chalicelib.adapters.dynamodb import DynamoCatalog
 from chalicelib.adapters.memory_catalog import MemoryCatalog
+from chalicelib.adapters.keys import piece_key
 from chalicelib.adapters.memory_store import MemoryStore
 from chalicelib.errors import ChunkMissing, ConditionFailed, StorageUnavailable
 from chalicelib.models import JoinMethod, MediaSummary
 from chalicelib.settings import get_settings
+from chalicelib.transfers import Transfers
 
 MIB = 1024 * 1024
 MEDIA = MediaSummary(container="webm", content_type="video/webm", duration=3.021,
@@ -391,12 +393,51 @@ def test_an_uploaded_file_is_published_and_can_be_deleted(backend, tmp_path):
 def test_a_composition_joins_sent_and_copied_parts_in_order(backend):
     store = backend.store
     store.put_segment(7, 1, b"b" * (5 * MIB))
+    before = store.transfers.snapshot()
     composition = store.start_composition(store.compiled_key(7, 3, "webm"), "video/webm")
     composition.send(3, b"tail")
-    composition.copy_segment(2, 7, 1)
+    composition.copy_segment(2, 7, 1, 5 * MIB)
     composition.send(1, b"a" * (5 * MIB))
     composition.complete()
     assert read_object(backend, composition.key) == b"a" * (5 * MIB) + b"b" * (5 * MIB) + b"tail"
+    # The sent parts passed through here; the copied one stayed inside S3.
+    assert store.transfers.snapshot() - before == Transfers(read=0, written=5 * MIB + 4,
+                                                            copied_in_s3=5 * MIB)
+
+
+def test_the_store_counts_the_bytes_it_reads_and_writes(backend, tmp_path):
+    store = backend.store
+    before = store.transfers.snapshot()
+    store.put_chunk(7, 0, b"x" * 1000)
+    store.put_segment(7, 0, b"s" * 300)
+    store.put_fold_state(7, 1, b"{}")
+    assert store.read_chunk(7, 0, first_byte=100, max_bytes=50) == b"x" * 50  # a ranged read
+    assert store.read_chunk(7, 0, first_byte=990) == b"x" * 10
+    assert store.read_chunk(7, 0, first_byte=1000) == b""  # past the end: nothing moved
+    assert store.read_chunk(7, 0) == b"x" * 1000
+    assert store.read_segment(7, 0, first_byte=200) == b"s" * 100
+    assert store.read_fold_state(7, 1) == b"{}"
+    poster = tmp_path / "poster.jpg"
+    poster.write_bytes(b"j" * 2000)
+    store.upload_file(str(poster), store.compiled_key(7, 1, "jpg"), "image/jpeg")
+    assert store.transfers.snapshot() - before == Transfers(
+        read=50 + 10 + 1000 + 100 + 2, written=1000 + 300 + 2 + 2000, copied_in_s3=0)
+
+
+def test_a_committed_piece_is_copied_in_s3_not_through_here(backend):
+    store = backend.store
+    body = b"p" * 12_345
+    key = piece_key(7, "abc")
+    if isinstance(store, MemoryStore):  # what the client's PUT to the presigned URL does
+        store.objects[key] = body
+    else:
+        aws.s3().put_object(Bucket=get_settings().bucket_name, Key=key, Body=body)
+    before = store.transfers.snapshot()
+    store.commit_piece(7, "abc", 0)
+    assert store.transfers.snapshot() - before == Transfers(copied_in_s3=len(body))
+    store.commit_piece(7, "abc", 0)  # moved already: a retry copies nothing
+    assert store.transfers.snapshot() - before == Transfers(copied_in_s3=len(body))
+    assert store.read_chunk(7, 0) == body
 
 
 def test_a_part_under_five_mib_before_the_last_fails_and_leaves_nothing(backend):

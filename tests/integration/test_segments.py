@@ -207,7 +207,7 @@ def test_a_composition_that_fails_leaves_no_object_and_no_upload(on_moto):
     store, bucket = on_moto.backend.store, get_settings().bucket_name
     composition = store.start_composition("videos/1/compiled/000001.webm", "video/webm")
     composition.send(1, b"x" * SEGMENT_BYTES)
-    composition.copy_segment(2, video_id=1, segment=99)  # no such segment
+    composition.copy_segment(2, video_id=1, segment=99, size=SEGMENT_BYTES)  # no such segment
     with pytest.raises(StorageUnavailable, match="S3 refused the call"):
         composition.complete()
     client = aws.s3()

@@ -1,0 +1,78 @@
+"""What a join moves through S3 after the last append (chalicelib.transfers), as its "joined"
+log line reports it, on real media with the real ffmpeg, over the in-memory store and over
+the S3 adapter on moto: a folded recording's join passes only its unfolded tail and its
+head and check windows through this process and has S3 copy the segments; a join from the
+chunks reads every chunk and writes the whole video."""
+import pytest
+
+from chalicelib import wiring
+from chalicelib.adapters.memory_store import MemoryStore
+from chalicelib.media import verify
+from chalicelib.media.fold import FoldState
+from chalicelib.settings import get_settings
+from tests.helpers import object_bytes, record
+from tests.integration.test_segments import CHUNK, in_chunks, long_recording
+from tests.lambda_events import captured_logs
+from tests.media_factory import unseekable_stream
+
+
+@pytest.fixture(params=["memory", "moto"])
+def services(request):
+    if request.param == "memory":
+        get_settings.cache_clear()
+        return wiring.build(get_settings(), wiring.memory_backend())
+    return request.getfixturevalue("on_moto")
+
+
+def stored_size(services, key: str) -> int:
+    store = services.backend.store
+    return len(store.objects[key] if isinstance(store, MemoryStore) else object_bytes(key))
+
+
+def joined_line(services, video_id: int) -> dict:
+    with captured_logs() as lines:
+        assert services.joiner.run(video_id) == "joined"
+    [joined] = [line for line in lines if line["message"] == "joined"]
+    return joined
+
+
+def test_a_folded_recording_s_join_moves_its_tail_and_has_s3_copy_the_segments(services, monkeypatch):
+    # Checked as a recording over two minutes is, by its first and last seconds (up to two
+    # minutes it is decoded whole, read back from every segment): 30 s of media stand in.
+    monkeypatch.setattr(verify, "FULL_DECODE_SECONDS", 10)
+    data = long_recording()
+    chunks = in_chunks(data)
+    video_id, _ = record(services, chunks, fold_every=5)
+    catalog = services.backend.catalog
+    services.joiner.folder.fold(catalog.get(video_id))  # all a waiting join would fold
+    folded = catalog.get(video_id)
+    state = FoldState.from_json(services.backend.store.read_fold_state(video_id, folded.segment_count))
+    assert len(state.sizes) == 3
+    joined = joined_line(services, video_id)
+    video = catalog.get(video_id)
+    assert joined["join_method"] == "segments"
+    # Segment 0 goes out with the new head as part 1; S3 copies the others.
+    assert joined["bytes_copied_in_s3"] == sum(state.sizes[1:])
+    # Written: every part that is not a copy (the head with segment 0, the tail), and the poster.
+    assert joined["bytes_written"] == (stored_size(services, video.compiled_key) - sum(state.sizes[1:])
+                                       + stored_size(services, video.poster_key))
+    # Read: the fold state, the chunks not folded (from the start of the one the fold stopped
+    # in), segment 0 for part 1, and the segments that hold the last seconds, for the check.
+    unfolded = len(data) - (folded.segmented_bytes // CHUNK) * CHUNK
+    assert unfolded < len(data) / 4
+    assert 0 < joined["bytes_read"] <= unfolded + state.sizes[0] + state.sizes[-1] + 4096
+    assert joined["bytes_read"] + joined["bytes_written"] < len(data)
+
+
+def test_a_join_from_the_chunks_reads_every_chunk_and_writes_the_whole_video(services):
+    data = unseekable_stream("webm", "vp8", "opus", seconds=4.0, video_bitrate="2M")
+    assert len(data) < 5 * 1024 * 1024  # less than a segment: the segment join declines it
+    video_id, _ = record(services, in_chunks(data))
+    joined = joined_line(services, video_id)
+    video = services.backend.catalog.get(video_id)
+    assert joined["join_method"] == "remux"
+    assert joined["bytes_copied_in_s3"] == 0
+    assert joined["bytes_written"] == (stored_size(services, video.compiled_key)
+                                       + stored_size(services, video.poster_key))
+    # Every chunk byte, read by the chunk join; the fold read them too before it declined.
+    assert len(data) <= joined["bytes_read"] <= 2 * len(data)
