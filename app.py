@@ -10,7 +10,13 @@ from chalicelib.join_messages import join_batch
 from chalicelib.observability import logger
 from chalicelib.settings import get_settings
 from chalicelib.tokens import bearer_token
-from chalicelib.uploads import CHUNK_CONTENT_TYPES, byte_range, check_digest, chunk_from_body
+from chalicelib.uploads import (
+    CHUNK_CONTENT_TYPES,
+    byte_range,
+    check_delivered_as_bytes,
+    check_digest,
+    chunk_from_body,
+)
 from chalicelib.videos import parse_piece_id, parse_video_id
 
 # configure_logs=False: chalice's own handler on the app's logger (the one powertools
@@ -143,6 +149,7 @@ def append_video(video_id):
     headers = request.headers
     video_id = parse_video_id(video_id)
     where = byte_range(headers.get("content-range"))
+    check_delivered_as_bytes(request.to_original_event())
     chunk = chunk_from_body(request.raw_body or b"", headers.get("content-type"),
                             get_settings().max_chunk_bytes, headers.get("content-length"))
     check_digest(chunk, headers.get("content-digest"))

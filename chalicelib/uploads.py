@@ -40,6 +40,17 @@ def _limit_error(limit: int) -> ChunkTooLarge:
         "(MediaRecorder.start(timeslice) with a shorter timeslice)", limit_bytes=limit)
 
 
+def check_delivered_as_bytes(event: dict) -> None:
+    """API Gateway hands Lambda a body whose Content-Type is not one of the API's binary
+    media types (a request with none counts as application/json) as text, every byte that is
+    not UTF-8 already replaced: a media chunk delivered so is damaged, and is refused before
+    anything is stored. (chalice local and its test client hand over bytes either way.)"""
+    if isinstance(event.get("body"), str) and event["body"] and not event.get("isBase64Encoded"):
+        raise InvalidUpload("the chunk arrived as text, which damages binary data: send it with "
+                            "a Content-Type such as application/octet-stream or video/webm; "
+                            "nothing was stored")
+
+
 def chunk_from_body(body: bytes, content_type: str | None, limit: int,
                     content_length: str | None = None) -> bytes:
     if content_length is not None and content_length.strip().isdigit() and len(body) < int(content_length):

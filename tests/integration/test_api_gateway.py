@@ -95,3 +95,21 @@ def test_json_responses_stay_text_for_clients_without_an_accept_header(video):
     assert response["statusCode"] == 200
     assert not response.get("isBase64Encoded")
     assert json.loads(response["body"])["status"] == "empty"
+
+
+@pytest.mark.parametrize("headers", [{"Content-Type": "application/json"}, {}],
+                         ids=["application/json", "no Content-Type"])
+def test_a_chunk_api_gateway_delivered_as_text_is_refused_and_nothing_stored(video, headers):
+    video_id, token = video
+    chunk = fixture_chunks()[0]
+    event = gateway_event("POST", "/append_video/{video_id}", {"video_id": str(video_id)},
+                          {**headers, "Authorization": f"Bearer {token}"})
+    # Not a binary media type: API Gateway passes the body on as text, damaged.
+    event["body"], event["isBase64Encoded"] = chunk.decode("utf-8", errors="replace"), False
+    response = invoke(event)
+    assert response["statusCode"] == 400
+    assert json.loads(response["body"])["Code"] == "InvalidUpload"
+    assert "arrived as text" in json.loads(response["body"])["Message"]
+    listing = aws.s3().list_objects_v2(Bucket=app_module.get_settings().bucket_name,
+                                       Prefix=f"videos/{video_id}/")
+    assert not listing.get("Contents")
