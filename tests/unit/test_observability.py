@@ -4,24 +4,11 @@ upload, joins and secrets included, over moto: tests/integration/test_observabil
 import logging
 
 import pytest
-from chalice.test import Client
 
 import app as app_module
 from chalicelib import observability
 from tests.lambda_events import captured_logs, context
 
-
-
-@pytest.fixture
-def services(memory, monkeypatch):
-    monkeypatch.setattr(app_module, "services", lambda: memory)
-    return memory
-
-
-@pytest.fixture
-def client(services):
-    with Client(app_module.app) as test_client:
-        yield test_client
 
 
 def create(client) -> tuple[int, dict]:
