@@ -22,7 +22,6 @@ the record even if the sweep stops running. Its first join removes the attribute
 video stays until it is deleted.
 """
 import contextlib
-import threading
 from decimal import Decimal
 from typing import Any, Callable
 
@@ -31,6 +30,7 @@ from boto3.dynamodb.types import TypeDeserializer
 from botocore.exceptions import ClientError
 
 from chalicelib import aws
+from chalicelib.adapters.id_blocks import IdBlocks
 from chalicelib.errors import ConditionFailed
 from chalicelib.models import MediaSummary, Video
 
@@ -103,14 +103,7 @@ class DynamoCatalog:
         # request on its own): it is handed a getter of this thread's Table.
         self._table_of_this_thread = table_of_this_thread
         self._keep_unjoined_seconds = expire_after_seconds + TTL_GRACE_SECONDS
-        if id_block_size < 1:
-            raise ValueError(f"id_block_size must be at least 1, not {id_block_size}")
-        self._id_block_size = id_block_size
-        # The ids reserved and not yet handed out: _next_id up to _last_reserved. Threads of
-        # one process share them, so the lock makes each id go to one create only.
-        self._ids_lock = threading.Lock()
-        self._next_id = 1
-        self._last_reserved = 0
+        self._ids = IdBlocks(id_block_size, self._reserve_ids)
 
     def _expires_at(self, now: float) -> int:
         return int(now) + self._keep_unjoined_seconds
@@ -140,23 +133,14 @@ class DynamoCatalog:
         with self._conditional(video_id):
             return self.table.update_item(Key={"video_id": video_id}, **kwargs)
 
-    def _new_id(self) -> int:
-        """The next id of this instance's block; the first create past its end reserves the
-        next block. The lock is held across that write, so the other threads wait for it
-        rather than each reserving a block of their own."""
-        with self._ids_lock:
-            if self._next_id > self._last_reserved:
-                with aws.service_errors(_SERVICE):
-                    counter = self.table.update_item(
-                        Key={"video_id": COUNTER_ID}, UpdateExpression="ADD last_id :block",
-                        ExpressionAttributeValues={":block": self._id_block_size},
-                        ReturnValues="UPDATED_NEW")
-                # ADD is atomic: the block up to the new value is this instance's alone.
-                self._last_reserved = int(counter["Attributes"]["last_id"])
-                self._next_id = self._last_reserved - self._id_block_size + 1
-            video_id = self._next_id
-            self._next_id += 1
-            return video_id
+    def _reserve_ids(self, count: int) -> int:
+        """One atomic ADD on the counter item: the `count` ids up to its new value are this
+        instance's alone."""
+        with aws.service_errors(_SERVICE):
+            counter = self.table.update_item(
+                Key={"video_id": COUNTER_ID}, UpdateExpression="ADD last_id :block",
+                ExpressionAttributeValues={":block": count}, ReturnValues="UPDATED_NEW")
+        return int(counter["Attributes"]["last_id"])
 
     @property
     def last_reserved_id(self) -> int:
@@ -166,7 +150,7 @@ class DynamoCatalog:
         return int(item["last_id"]) if item else 0
 
     def create(self, token_hash: str, playback_token_hash: str, now: float) -> Video:
-        video_id = self._new_id()
+        video_id = self._ids.next_id()
         with aws.service_errors(_SERVICE):
             item = {"video_id": video_id, "token_hash": token_hash,
                     "playback_token_hash": playback_token_hash, "chunk_count": 0,

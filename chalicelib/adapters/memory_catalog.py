@@ -9,6 +9,7 @@ import dataclasses
 import threading
 from typing import Callable
 
+from chalicelib.adapters.id_blocks import IdBlocks
 from chalicelib.errors import ConditionFailed
 from chalicelib.models import MediaSummary, Video
 
@@ -20,20 +21,15 @@ class _Counter:
 
 class MemoryCatalog:
     def __init__(self, id_block_size: int = 1):
-        if id_block_size < 1:
-            raise ValueError(f"id_block_size must be at least 1, not {id_block_size}")
         self._videos: dict[int, Video] = {}
         self._counter = _Counter()
         self._lock = threading.Lock()  # one write at a time, as DynamoDB applies each atomically
-        self._id_block_size = id_block_size
-        # This instance's block: _next_id up to _last_reserved are its own to hand out.
-        self._next_id = 1
-        self._last_reserved = 0
+        self._ids = IdBlocks(id_block_size, self._reserve_ids)
 
     def another_instance(self) -> "MemoryCatalog":
         """A catalog over the same records and counter, as another process (another Lambda
         instance) has: it reserves blocks of its own."""
-        twin = MemoryCatalog(self._id_block_size)
+        twin = MemoryCatalog(self._ids.size)
         twin._videos, twin._counter, twin._lock = self._videos, self._counter, self._lock
         return twin
 
@@ -52,14 +48,14 @@ class MemoryCatalog:
         self._videos[video_id] = dataclasses.replace(video, **changes)
         return video
 
+    def _reserve_ids(self, count: int) -> int:
+        with self._lock:  # atomic, as the counter item's ADD
+            self._counter.last_id += count
+            return self._counter.last_id
+
     def create(self, token_hash: str, playback_token_hash: str, now: float) -> Video:
+        video_id = self._ids.next_id()
         with self._lock:
-            if self._next_id > self._last_reserved:
-                self._counter.last_id += self._id_block_size
-                self._last_reserved = self._counter.last_id
-                self._next_id = self._last_reserved - self._id_block_size + 1
-            video_id = self._next_id
-            self._next_id += 1
             video = Video(video_id, token_hash, chunk_count=0, byte_count=0,
                           created_at=now, updated_at=now, playback_token_hash=playback_token_hash)
             self._videos[video.video_id] = video
