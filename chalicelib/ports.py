@@ -166,9 +166,9 @@ class ObjectStore(Protocol):
         """Remove the chunks and segments the video was made from; its compiled object and
         poster stay."""
 
-    def presigned_get(self, key: str, download_as: str | None = None) -> str:
+    def presigned_get(self, key: str, download: bool = False) -> str:
         """A URL that reads the object (Range included) for a while, signed now; with
-        `download_as`, served as an attachment of that file name (saved, not played)."""
+        `download`, served as an attachment named video-<id>.<ext> (saved, not played)."""
 
 
 @dataclass(frozen=True)

@@ -262,9 +262,8 @@ class VideoService:
         if status is Status.FAILED:
             raise NotPlayable(f"the chunks do not make a playable video: {video.error}")
         if status is Status.READY:
-            extension = video.compiled_key.rsplit(".", 1)[-1]
-            name = f"video-{video_id}.{extension}" if download else None
-            return Playback(self.store.presigned_get(video.compiled_key, name), video.media.content_type)
+            return Playback(self.store.presigned_get(video.compiled_key, download),
+                            video.media.content_type)
         if not video.joining_now(now, self.settings.join_stall_seconds) and (
                 video.join_urgent_at is None or now - video.join_urgent_at >= URGENT_JOIN_LOST_SECONDS):
             self._schedule_join(video_id, now, delay_seconds=0, urgent=True,

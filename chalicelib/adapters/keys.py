@@ -29,6 +29,12 @@ def compiled_key(video_id: int, chunk_count: int, extension: str) -> str:
     return f"videos/{video_id}/compiled/{chunk_count:06d}.{extension}"
 
 
+def download_name(compiled: str) -> str:
+    """The file name a compiled object is saved as: video-<id>.<its extension>."""
+    _, video_id, _, name = compiled.split("/")
+    return f"video-{video_id}.{name.rsplit('.', 1)[-1]}"
+
+
 def video_prefix(video_id: int) -> str:
     return f"videos/{video_id}/"
 

@@ -8,6 +8,7 @@ from typing import Callable
 from chalicelib.adapters.keys import (
     chunk_key,
     compiled_key,
+    download_name,
     fold_state_key,
     piece_key,
     segment_key,
@@ -116,8 +117,8 @@ class MemoryStore:
                 del self.objects[key]
                 self.content_types.pop(key, None)
 
-    def presigned_get(self, key: str, download_as: str | None = None) -> str:
-        attachment = f"&attachment={download_as}" if download_as else ""
+    def presigned_get(self, key: str, download: bool = False) -> str:
+        attachment = f"&attachment={download_name(key)}" if download else ""
         return f"memory://videos/{key}?expires={int(time.time()) + 3600}{attachment}"
 
     def _existing(self, key: str) -> bytes:

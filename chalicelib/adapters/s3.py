@@ -16,6 +16,7 @@ from chalicelib import aws
 from chalicelib.adapters.keys import (
     chunk_key,
     compiled_key,
+    download_name,
     fold_state_key,
     piece_key,
     segment_key,
@@ -162,11 +163,11 @@ class S3Store:
                         raise StorageUnavailable(f"{_SERVICE} kept {len(answer['Errors'])} of "
                                                  f"{len(keys)} objects ({', '.join(codes)}); retry")
 
-    def presigned_get(self, key: str, download_as: str | None = None) -> str:
+    def presigned_get(self, key: str, download: bool = False) -> str:
         # Signed on each request: a URL dies with the temporary credentials that signed it.
         params = {"Bucket": self.bucket, "Key": key}
-        if download_as:  # a browser ignores <a download> across origins; S3 says it instead
-            params["ResponseContentDisposition"] = f'attachment; filename="{download_as}"'
+        if download:  # a browser ignores <a download> across origins; S3 says it instead
+            params["ResponseContentDisposition"] = f'attachment; filename="{download_name(key)}"'
         with aws.service_errors(_SERVICE):
             return self.client.generate_presigned_url("get_object", Params=params,
                                                       ExpiresIn=self.presigned_url_seconds)
