@@ -1,5 +1,6 @@
 """Structure checks for tests: what makes a joined file seekable, read from its top-level
 elements (Matroska Cues, MP4 box order)."""
+import struct
 from typing import BinaryIO
 
 from chalicelib.media import ebml, matroska
@@ -57,3 +58,74 @@ def mp4_top_level_boxes(stream: BinaryIO) -> list[str]:
             return names
         else:
             stream.seek(size - 8, 1)
+
+
+def mp4_boxes(data: bytes, start: int = 0, end: int | None = None) -> list[tuple[str, int, int]]:
+    """(type, body start, end) of each box in data[start:end]: a file's top level by default."""
+    end = len(data) if end is None else end
+    boxes = []
+    while start + 8 <= end:
+        size, kind = struct.unpack_from(">I4s", data, start)
+        body = start + 8
+        if size == 1:
+            size, body = struct.unpack_from(">Q", data, start + 8)[0], start + 16
+        elif size == 0:
+            size = end - start
+        boxes.append((kind.decode("latin-1"), body, start + size))
+        start += size
+    return boxes
+
+
+def _mp4_box(data: bytes, path: str, start: int = 0, end: int | None = None) -> tuple[int, int]:
+    """(body start, end) of the first box along a path such as "moov/mvex/mehd"."""
+    for name in path.split("/"):
+        start, end = next((b, e) for kind, b, e in mp4_boxes(data, start, end) if kind == name)
+    return start, end
+
+
+def _header_duration(data: bytes, body: int, fields_before: int) -> int:
+    """The duration of an mvhd (fields_before 1), tkhd (2) or mdhd (1), either version."""
+    wide = data[body] == 1
+    at = body + 4 + (16 if wide else 8) + 4 * fields_before
+    return struct.unpack_from(">Q" if wide else ">I", data, at)[0]
+
+
+def mp4_durations(data: bytes) -> dict:
+    """A fragmented MP4's durations as its moov states them: the mvhd's and mehd's (movie
+    timescale) and per track ID the tkhd's, and the mdhd's with its timescale."""
+    mvhd, _ = _mp4_box(data, "moov/mvhd")
+    wide = data[mvhd] == 1
+    mehd, _ = _mp4_box(data, "moov/mvex/mehd")
+    result = {"movie_timescale": struct.unpack_from(">I", data, mvhd + (20 if wide else 12))[0],
+              "movie": _header_duration(data, mvhd, 1),
+              "mehd": struct.unpack_from(">Q" if data[mehd] == 1 else ">I", data, mehd + 4)[0],
+              "tracks": {}}
+    moov = _mp4_box(data, "moov")
+    for kind, body, end in mp4_boxes(data, *moov):
+        if kind != "trak":
+            continue
+        tkhd, _ = _mp4_box(data, "tkhd", body, end)
+        mdhd, _ = _mp4_box(data, "mdia/mdhd", body, end)
+        track_id = struct.unpack_from(">I", data, tkhd + (20 if data[tkhd] == 1 else 12))[0]
+        result["tracks"][track_id] = {
+            "tkhd": _header_duration(data, tkhd, 2), "mdhd": _header_duration(data, mdhd, 1),
+            "timescale": struct.unpack_from(">I", data, mdhd + (20 if data[mdhd] == 1 else 12))[0]}
+    return result
+
+
+def mp4_sidx(data: bytes) -> dict:
+    """The top-level sidx of an MP4 file: its fields, where the bytes it indexes start
+    (`first_byte`), and each reference as (size, duration, starts_with_SAP, SAP_type)."""
+    body, end = _mp4_box(data, "sidx")
+    version = data[body]
+    reference_id, timescale = struct.unpack_from(">II", data, body + 4)
+    earliest, first_offset = struct.unpack_from(">QQ" if version else ">II", data, body + 12)
+    at = body + (28 if version else 20)
+    count = struct.unpack_from(">H", data, at + 2)[0]
+    references = []
+    for i in range(count):
+        size, duration, sap = struct.unpack_from(">III", data, at + 4 + 12 * i)
+        assert not size >> 31, "a reference to another sidx"
+        references.append((size, duration, sap >> 31, (sap >> 28) & 7))
+    return {"reference_id": reference_id, "timescale": timescale, "earliest": earliest,
+            "first_byte": end + first_offset, "references": references}

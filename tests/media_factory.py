@@ -69,3 +69,39 @@ def cut(data: bytes, sizes: list[int] | None = None, seed: int = 7, pieces: int 
             offsets.append(position)
     bounds = [0, *offsets, len(data)]
     return [data[a:b] for a, b in zip(bounds, bounds[1:]) if b > a]
+
+
+@functools.lru_cache(maxsize=None)
+def fragmented_mp4(video: str | None = "h264", audio: str | None = "aac", seconds: float = 2.0,
+                   size: str = "160x120", rate: int = 25,
+                   movflags: str = "frag_keyframe+empty_moov+default_base_moof",
+                   fragment_seconds: float | None = None, tone: int = 440) -> bytes:
+    """A fragmented MP4 written to a pipe with the given -movflags. With fragment_seconds, a
+    fragment at most that long (ffmpeg fragments audio alone only then: it has no keyframes
+    to cut at). Without default_base_moof, ffmpeg writes absolute data offsets."""
+    command = [ffmpeg(), "-hide_banner", "-v", "error"]
+    if video:
+        command += ["-f", "lavfi", "-i", f"testsrc2=size={size}:rate={rate}"]
+    if audio:
+        command += ["-f", "lavfi", "-i", f"sine=frequency={tone}:sample_rate=48000"]
+    command += ["-t", str(seconds)]
+    if video:
+        command += VIDEO_CODECS[video] + ["-g", str(rate)]
+    if audio:
+        command += AUDIO_CODECS[audio]
+    if fragment_seconds:
+        command += ["-frag_duration", str(int(fragment_seconds * 1_000_000))]
+    command += ["-movflags", movflags, "-f", "mp4", "pipe:1"]
+    return subprocess.run(command, capture_output=True, check=True, timeout=300).stdout
+
+
+@functools.lru_cache(maxsize=None)
+def plain_mp4(seconds: float = 2.0) -> bytes:
+    """A finished, non-fragmented MP4 (sample tables in a moov before the mdat)."""
+    with tempfile.TemporaryDirectory() as work:
+        path = os.path.join(work, "plain.mp4")
+        subprocess.run([ffmpeg(), "-hide_banner", "-v", "error", "-f", "lavfi", "-i",
+                        "testsrc2=size=160x120:rate=25", "-t", str(seconds), *VIDEO_CODECS["h264"],
+                        "-movflags", "+faststart", path], check=True, timeout=120, capture_output=True)
+        with open(path, "rb") as file:
+            return file.read()
