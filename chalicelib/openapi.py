@@ -72,6 +72,9 @@ def _video_status_properties() -> dict:
         "poster_url": {"type": ["string", "null"],
                        "description": "presigned; null for audio-only recordings"},
         "error": {"type": "string", "description": "why the join failed (status failed)"},
+        "segments_declined": {"type": "string", "description": (
+            "why the recording cannot be composed from the segments folded while it went on "
+            "(join_method segments), so that its joins go through ffmpeg")},
     }
 
 

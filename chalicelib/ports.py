@@ -105,9 +105,11 @@ class Composition(Protocol):
 
     def send(self, number: int, body: bytes) -> None: ...
 
-    def copy_segment(self, number: int, video_id: int, segment: int, size: int) -> None:
-        """Part `number` is the segment, copied by S3; `size` is its length as the fold
-        recorded it, counted as copied in S3 (S3's answer to a copy does not say)."""
+    def copy_segment(self, number: int, video_id: int, segment: int, size: int,
+                     extended_to: int | None = None) -> None:
+        """Part `number` is the segment (its extension up to `extended_to`, when given),
+        copied by S3; `size` is its length as the fold recorded it, counted as copied in S3
+        (S3's answer to a copy does not say)."""
 
     def complete(self) -> None:
         """Wait for every part and publish the object; on any failure abort, then raise."""
@@ -140,12 +142,26 @@ class ObjectStore(Protocol):
 
     def put_segment(self, video_id: int, number: int, body: bytes) -> None: ...
 
-    def read_segment(self, video_id: int, number: int, first_byte: int = 0) -> bytes:
-        """The segment's bytes from first_byte to its end."""
+    def read_segment(self, video_id: int, number: int, first_byte: int = 0,
+                     extended_to: int | None = None) -> bytes:
+        """The segment's bytes (its extension's, with `extended_to`) from first_byte to its end."""
 
     def put_fold_state(self, video_id: int, segment_count: int, state: bytes) -> None: ...
 
     def read_fold_state(self, video_id: int, segment_count: int) -> bytes: ...
+
+    def extend_segment(self, video_id: int, number: int, size: int, extended_to: int,
+                       body: bytes) -> None:
+        """Store the segment (`size` bytes long) followed by `body` as its extension up to
+        `extended_to` (the segment is copied by S3, only `body` is sent). The segment stays."""
+
+    def delete_extended_segment(self, video_id: int, number: int, extended_to: int) -> None: ...
+
+    def put_extension(self, video_id: int, segment_count: int, state: bytes) -> None:
+        """Where the extension of the last of segment_count segments stands (replaced each time)."""
+
+    def read_extension(self, video_id: int, segment_count: int) -> bytes | None:
+        """None when the last of segment_count segments was never extended."""
 
     def compiled_key(self, video_id: int, chunk_count: int, extension: str) -> str:
         """Where the join of chunk_count chunks is published: a join never overwrites the

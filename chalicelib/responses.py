@@ -24,6 +24,9 @@ def video_body(view: VideoView) -> dict:
         body["compiled_chunk_count"] = video.compiled_chunks
         body.update(video.media.as_dict())
         body["poster_url"] = view.poster_url
+    if video.segments_off is not None:
+        # Why its joins read every chunk through ffmpeg instead of composing segments.
+        body["segments_declined"] = video.segments_off
     if view.status is Status.FAILED:
         body["error"] = video.error
     return body

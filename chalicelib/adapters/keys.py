@@ -5,6 +5,10 @@ videos/<id>/compiled/000042.webm                     the join of chunks 0..41
 videos/<id>/compiled/000042.jpg                      its poster frame
 videos/<id>/segments/000000.seg, 000001.seg, ...     chunks folded into >= 5 MiB pieces
 videos/<id>/segments/000001.json, ...                the fold's state after each segment
+videos/<id>/segments/000003-000031457280.seg         segment 3 extended with the pieces after
+                                                     it, up to that offset after the head
+videos/<id>/segments/000004.extended.json           where the extension of the last of 4
+                                                     segments ends
 videos/<id>/pieces/<piece id>                        a large piece PUT by the client, until
                                                      its commit moves it to chunks/
 
@@ -17,8 +21,14 @@ def chunk_key(video_id: int, index: int) -> str:
     return f"videos/{video_id}/chunks/{index:06d}.chunk"
 
 
-def segment_key(video_id: int, number: int) -> str:
+def segment_key(video_id: int, number: int, extended_to: int | None = None) -> str:
+    if extended_to is not None:
+        return f"videos/{video_id}/segments/{number:06d}-{extended_to:012d}.seg"
     return f"videos/{video_id}/segments/{number:06d}.seg"
+
+
+def extension_key(video_id: int, segment_count: int) -> str:
+    return f"videos/{video_id}/segments/{segment_count:06d}.extended.json"
 
 
 def fold_state_key(video_id: int, segment_count: int) -> str:

@@ -9,6 +9,7 @@ from chalicelib.adapters.keys import (
     chunk_key,
     compiled_key,
     download_name,
+    extension_key,
     fold_state_key,
     piece_key,
     segment_key,
@@ -80,8 +81,28 @@ class MemoryStore:
     def put_segment(self, video_id: int, number: int, body: bytes) -> None:
         self._put(segment_key(video_id, number), body)
 
-    def read_segment(self, video_id: int, number: int, first_byte: int = 0) -> bytes:
-        return self._read(self._existing(segment_key(video_id, number))[first_byte:])
+    def read_segment(self, video_id: int, number: int, first_byte: int = 0,
+                     extended_to: int | None = None) -> bytes:
+        return self._read(self._existing(segment_key(video_id, number, extended_to))[first_byte:])
+
+    def extend_segment(self, video_id: int, number: int, size: int, extended_to: int,
+                       body: bytes) -> None:
+        segment = self._existing(segment_key(video_id, number))
+        if len(segment) < MIN_PART_BYTES:
+            raise StorageUnavailable("S3 refused the call (EntityTooSmall); retry")
+        self._store(segment_key(video_id, number, extended_to), segment + body,
+                    "application/octet-stream")
+        self.transfers.count(written=len(body), copied_in_s3=len(segment))
+
+    def delete_extended_segment(self, video_id: int, number: int, extended_to: int) -> None:
+        self.delete(segment_key(video_id, number, extended_to))
+
+    def put_extension(self, video_id: int, segment_count: int, state: bytes) -> None:
+        self._put(extension_key(video_id, segment_count), state, "application/json")
+
+    def read_extension(self, video_id: int, segment_count: int) -> bytes | None:
+        body = self._get(extension_key(video_id, segment_count))
+        return None if body is None else self._read(body)
 
     def put_fold_state(self, video_id: int, segment_count: int, state: bytes) -> None:
         self._put(fold_state_key(video_id, segment_count), state, "application/json")
@@ -140,11 +161,12 @@ class MemoryComposition:
         self._parts[number] = lambda: body
         self._store.transfers.count(written=len(body))
 
-    def copy_segment(self, number: int, video_id: int, segment: int, size: int) -> None:
+    def copy_segment(self, number: int, video_id: int, segment: int, size: int,
+                     extended_to: int | None = None) -> None:
         # Read at completion, as S3 copies whatever the source holds when it copies; copied
         # inside the store, so counted as S3's copy (of what it holds), not as a read.
         def copy() -> bytes:
-            body = self._store._existing(segment_key(video_id, segment))
+            body = self._store._existing(segment_key(video_id, segment, extended_to))
             self._store.transfers.count(copied_in_s3=len(body))
             return body
         self._parts[number] = copy

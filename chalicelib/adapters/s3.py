@@ -17,6 +17,7 @@ from chalicelib.adapters.keys import (
     chunk_key,
     compiled_key,
     download_name,
+    extension_key,
     fold_state_key,
     piece_key,
     segment_key,
@@ -101,9 +102,37 @@ class S3Store:
     def put_segment(self, video_id: int, number: int, body: bytes) -> None:
         self._put_source(segment_key(video_id, number), body)
 
-    def read_segment(self, video_id: int, number: int, first_byte: int = 0) -> bytes:
+    def read_segment(self, video_id: int, number: int, first_byte: int = 0,
+                     extended_to: int | None = None) -> bytes:
         with aws.service_errors(_SERVICE):
-            return self._get(segment_key(video_id, number), first_byte)
+            return self._get(segment_key(video_id, number, extended_to), first_byte)
+
+    def extend_segment(self, video_id: int, number: int, size: int, extended_to: int,
+                       body: bytes) -> None:
+        # A source object like the segment (tagged so), composed as any compiled object is.
+        with aws.service_errors(_SERVICE):
+            extension = S3Composition(self.client, self.bucket,
+                                      segment_key(video_id, number, extended_to),
+                                      "application/octet-stream", self.transfers,
+                                      tagging=_SOURCE_TAGGING)
+        extension.copy_segment(1, video_id, number, size)
+        extension.send(2, body)
+        extension.complete()
+
+    def delete_extended_segment(self, video_id: int, number: int, extended_to: int) -> None:
+        self.delete(segment_key(video_id, number, extended_to))
+
+    def put_extension(self, video_id: int, segment_count: int, state: bytes) -> None:
+        self._put_source(extension_key(video_id, segment_count), state, "application/json")
+
+    def read_extension(self, video_id: int, segment_count: int) -> bytes | None:
+        with aws.service_errors(_SERVICE):
+            try:
+                return self._get(extension_key(video_id, segment_count))
+            except ClientError as error:
+                if aws.error_code(error) in _NOT_FOUND:
+                    return None
+                raise
 
     def put_fold_state(self, video_id: int, segment_count: int, state: bytes) -> None:
         self._put_source(fold_state_key(video_id, segment_count), state, "application/json")
@@ -197,12 +226,13 @@ class S3Composition:
     copied in S3."""
 
     def __init__(self, client, bucket: str, key: str, content_type: str,
-                 transfers: TransferCounter):
+                 transfers: TransferCounter, tagging: str | None = None):
         self._client = client
         self._transfers = transfers
         self.key = key
+        extra = {"Tagging": tagging} if tagging else {"ContentDisposition": "inline"}
         upload_id = client.create_multipart_upload(
-            Bucket=bucket, Key=key, ContentType=content_type, ContentDisposition="inline")["UploadId"]
+            Bucket=bucket, Key=key, ContentType=content_type, **extra)["UploadId"]
         self._bucket = bucket
         self._common = {"Bucket": bucket, "Key": key, "UploadId": upload_id}
         self._pool = ThreadPoolExecutor(max_workers=_COMPOSE_CONCURRENCY)
@@ -215,8 +245,9 @@ class S3Composition:
             return etag
         self._parts[number] = self._pool.submit(carried(upload))
 
-    def copy_segment(self, number: int, video_id: int, segment: int, size: int) -> None:
-        source = {"Bucket": self._bucket, "Key": segment_key(video_id, segment)}
+    def copy_segment(self, number: int, video_id: int, segment: int, size: int,
+                     extended_to: int | None = None) -> None:
+        source = {"Bucket": self._bucket, "Key": segment_key(video_id, segment, extended_to)}
 
         def copy() -> str:
             etag = self._client.upload_part_copy(PartNumber=number, CopySource=source,

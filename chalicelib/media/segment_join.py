@@ -1,15 +1,16 @@
 """The segment join: a folded recording (chalicelib.media.fold) composed by S3 without
 moving its bulk bytes.
 
-It folds what is left, writes a new head (the stream's EBML header and Tracks, Info with a
-Duration, Cues pointing at the keyframes: chalicelib.media.matroska) and composes the
-compiled object as one multipart upload: part 1 is the head with segment 0, part n + 1 is
-segment n copied by S3 (UploadPartCopy, started before the last fold), and the chunks after
-the last segment are the last part. Declines a video that cannot be folded or holds less
-than a segment: the chunk join takes it.
+It folds what is left, writes a new head (chalicelib.media.live_formats: for WebM the
+stream's EBML header and Tracks, Info with a Duration and Cues pointing at the keyframes;
+for fragmented MP4 the ftyp, a moov that states the duration and a sidx indexing every
+fragment) and composes the compiled object as one multipart upload: part 1 is the head with
+segment 0, part n + 1 is segment n copied by S3 (UploadPartCopy, started before the last
+fold), and the chunks after the last segment are the last part. Declines a video that
+cannot be folded or holds less than a segment: the chunk join takes it.
 
 Its checks read back only the start and the end windows (chalicelib.media.verify) from the
-segments; the fold has already parsed every block header in between.
+segments; the fold has already parsed every frame or sample header in between.
 """
 import contextlib
 import os
@@ -18,10 +19,9 @@ from dataclasses import dataclass
 from chalicelib.errors import NotPlayable
 from chalicelib.media import containers, verify
 from chalicelib.media.ffmpeg import Ffmpeg
-from chalicelib.media.fold import Folded, Folder
+from chalicelib.media.fold import Folded, Folder, FoldState
 from chalicelib.media.joins import PreparedJoin
-from chalicelib.media.matroska import Head, Index, Unsupported, scan_clusters
-from chalicelib.media.seekable_head import write_head
+from chalicelib.media.ebml import Unsupported
 from chalicelib.media.probe import MediaInfo
 from chalicelib.models import JoinMethod, Video
 from chalicelib.ports import Composition, ObjectStore
@@ -56,20 +56,21 @@ class SegmentJoin:
         if video.segments_off is not None:
             return None
         with contextlib.ExitStack() as on_failure:
-            state = self.folder.state(video)
+            # The last segment's extension, when one is fresh, stands in for it.
+            state = self.folder.extended(video, self.folder.state(video))
             composition, copied = None, 1  # segment 0 goes into part 1, with the head
             if state.sizes:
                 # The part numbers of the segments folded already are known: S3 copies
                 # them while the rest is folded.
-                composition = self._compose(video, Head.decoded(state.head))
+                composition = self._compose(video, state.format.decoded_head(state.head))
                 on_failure.callback(composition.abort)
-                copied = self._copy(composition, video, copied, state.sizes)
+                copied = self._copy(composition, video, copied, state)
             folded = self.folder.fold_final(video, state)
             if folded is None or not folded.state.sizes:
                 return None
             try:
-                scan = scan_clusters(folded.rest, folded.state.cluster_bytes, folded.head,
-                                     folded.state.index)
+                scan = folded.format.scan(folded.rest, folded.state.body_bytes, folded.head,
+                                          folded.state.index)
             except Unsupported as why:
                 return self.folder.stop(video, str(why))
             if not scan.index.cues:
@@ -77,16 +78,18 @@ class SegmentJoin:
             if composition is None:
                 composition = self._compose(video, folded.head)
                 on_failure.callback(composition.abort)
-            self._copy(composition, video, copied, folded.state.sizes)
+            self._copy(composition, video, copied, folded.state)
             prepared = self._finish(video, folded, scan.whole(folded.rest), scan.index,
                                     composition, work_dir)
             on_failure.pop_all()
             return prepared
 
-    def _finish(self, video: Video, folded: Folded, rest: bytes, index: Index,
+    def _finish(self, video: Video, folded: Folded, rest: bytes, index,
                 composition: Composition, work_dir: str) -> PreparedJoin:
         state, head = folded.state, folded.head
-        first = write_head(head, index.end, index.cues) + self.store.read_segment(video.video_id, 0)
+        body_end = state.body_bytes + len(rest)
+        first = (folded.format.write_head(head, index, body_end, True)
+                 + self.store.read_segment(video.video_id, 0))
         composition.send(1, first)
         if rest:
             composition.send(len(state.sizes) + 1, rest)
@@ -104,7 +107,7 @@ class SegmentJoin:
                 decodes.append((head_path, window.seconds))  # the start: in the head's file
                 continue
             path = os.path.join(work_dir, f"window-{number}.{container.extension}")
-            self._write_from(video, state, head, index, rest, path, head.ticks(window.start))
+            self._write_from(video, folded, index, rest, path, head.ticks(window.start))
             decodes.append((path, None))
         return _PreparedComposition(
             key=composition.key, container=container, info=MediaInfo(duration, streams),
@@ -112,29 +115,37 @@ class SegmentJoin:
             byte_size=len(first) + sum(state.sizes[1:]) + len(rest), preview_path=head_path,
             composition=composition, store=self.store, ffmpeg=self.ffmpeg, decodes=decodes)
 
-    def _compose(self, video: Video, head: Head) -> Composition:
+    def _compose(self, video: Video, head) -> Composition:
         container = containers.sniff(head.raw)
         key = self.store.compiled_key(video.video_id, video.chunk_count, container.extension)
         return self.store.start_composition(key, container.content_type_for(head.has_video))
 
     @staticmethod
-    def _copy(composition: Composition, video: Video, copied: int, sizes: list[int]) -> int:
-        """Have S3 copy segments copied..len(sizes)-1 into their parts; returns len(sizes)."""
-        for number in range(copied, len(sizes)):
-            composition.copy_segment(number + 1, video.video_id, number, sizes[number])
-        return max(copied, len(sizes))
+    def _copy(composition: Composition, video: Video, copied: int, state: FoldState) -> int:
+        """Have S3 copy segments copied..n-1 of the n in `state` into their parts; returns n."""
+        for number in range(copied, len(state.sizes)):
+            composition.copy_segment(number + 1, video.video_id, number, state.sizes[number],
+                                     _extended_to(state, number))
+        return max(copied, len(state.sizes))
 
-    def _write_from(self, video: Video, state, head: Head, index: Index, rest: bytes,
-                    path: str, from_ticks: int) -> None:
-        """A file of a head and the clusters from the last keyframe at or before from_ticks
+    def _write_from(self, video: Video, folded: Folded, index, rest: bytes, path: str,
+                    from_ticks: int) -> None:
+        """A file of a head and the pieces from the last keyframe at or before from_ticks
         to the end, read back from the segments and the rest."""
+        state = folded.state
         start = max((at for time, at in index.cues if time <= from_ticks), default=0)
         with open(path, "wb") as out:
-            out.write(write_head(head, index.end, cues=None))
+            out.write(folded.format.write_head(folded.head, index, state.body_bytes + len(rest), False))
             segment_start = 0
             for number, size in enumerate(state.sizes):
                 if start < segment_start + size:
                     out.write(self.store.read_segment(video.video_id, number,
-                                                      first_byte=max(0, start - segment_start)))
+                                                      first_byte=max(0, start - segment_start),
+                                                      extended_to=_extended_to(state, number)))
                 segment_start += size
             out.write(rest[max(0, start - segment_start):])
+
+
+def _extended_to(state: FoldState, number: int) -> int | None:
+    """Where segment `number`'s extension ends, when the state uses it in its place."""
+    return state.extended_to if number == len(state.sizes) - 1 else None

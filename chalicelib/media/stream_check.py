@@ -5,18 +5,20 @@ sent again whole leaves a hole, and ffmpeg says nothing of it. So the chunk join
 structure as the bytes go by, and bytes that cannot be what a recorder wrote fail the join
 with their position:
 
-- WebM/Matroska (StreamCheck): every element and block header, with the reader the fold
-  uses (chalicelib.media.matroska). A structure that is only unusual (a finished file's
-  Cues, elements of unknown size) ends the walk without a verdict; ffmpeg's checks stand.
-- MP4 (BoxCheck): the top-level boxes, which must be boxes an MP4 has, one after another
-  to the end; what is inside them is ffmpeg's to read.
+- A live-written stream (StreamCheck): with the reader the fold uses
+  (chalicelib.media.live_formats), every Matroska element and block header, or every MP4
+  fragment's moof (sequence numbers, decode times, where its samples lie). A structure that
+  is only unusual (a finished file's Cues, a moov with samples) ends the walk without a
+  verdict; ffmpeg's checks stand.
+- MP4 (BoxCheck), as well: the top-level boxes, which must be boxes an MP4 has, one after
+  another to the end.
 """
 from typing import Iterable, Iterator
 
 from chalicelib.errors import NotPlayable
-from chalicelib.media import containers
+from chalicelib.media import containers, live_formats
 from chalicelib.media.containers import Container
-from chalicelib.media.matroska import Damaged, Head, Incomplete, Index, Unsupported, read_head, scan_clusters
+from chalicelib.media.ebml import Damaged, Incomplete, Unsupported
 
 # The walk goes on every this many bytes, from the last cluster boundary it reached: memory
 # holds about a window and a cluster, whatever the recording's length.
@@ -24,11 +26,12 @@ WINDOW = 1024 * 1024
 
 
 class StreamCheck:
-    def __init__(self):
+    def __init__(self, stream: live_formats.LiveFormat):
+        self._format = stream
         self._pending = bytearray()
         self._offset = 0  # where _pending starts in the recording's bytes
-        self._head: Head | None = None
-        self._index = Index()
+        self._head = None
+        self._index = stream.new_index()
         self._done = False
 
     def walk(self, blocks: Iterable[bytes]) -> Iterator[bytes]:
@@ -46,10 +49,10 @@ class StreamCheck:
             return
         try:
             if self._head is None:
-                self._head = read_head(self._pending)
+                self._head = self._format.read_head(self._pending)
                 del self._pending[:self._head.size]
                 self._offset = self._head.size
-            scan = scan_clusters(bytes(self._pending), self._offset, self._head, self._index)
+            scan = self._format.scan(bytes(self._pending), self._offset, self._head, self._index)
         except Incomplete:
             return  # the head is not whole yet
         except Damaged as damage:
@@ -104,5 +107,6 @@ class BoxCheck:
 
 def structure_walk(container: Container, blocks: Iterable[bytes]) -> Iterator[bytes]:
     """The blocks of one file, walked by the check for its container."""
-    check = BoxCheck() if container is containers.MP4 else StreamCheck()
-    return check.walk(blocks)
+    if container is containers.MP4:
+        return BoxCheck().walk(StreamCheck(live_formats.FRAGMENTED_MP4).walk(blocks))
+    return StreamCheck(live_formats.MATROSKA).walk(blocks)

@@ -8,7 +8,7 @@ import pytest
 from chalicelib import wiring
 from chalicelib.adapters.memory_store import MemoryStore
 from chalicelib.media import verify
-from chalicelib.media.fold import FoldState
+from chalicelib.media.fold import Extension, FoldState
 from chalicelib.settings import get_settings
 from tests.helpers import object_bytes, record
 from tests.integration.test_segments import CHUNK, in_chunks, long_recording
@@ -22,6 +22,11 @@ def services(request):
         get_settings.cache_clear()
         return wiring.build(get_settings(), wiring.memory_backend())
     return request.getfixturevalue("on_moto")
+
+
+def record_more(services, video_id: int, token: str, chunks: list[bytes]) -> None:
+    for chunk in chunks:
+        services.videos.append(video_id, token, chunk)
 
 
 def stored_size(services, key: str) -> int:
@@ -42,26 +47,32 @@ def test_a_folded_recording_s_join_moves_its_tail_and_has_s3_copy_the_segments(s
     monkeypatch.setattr(verify, "FULL_DECODE_SECONDS", 10)
     data = long_recording()
     chunks = in_chunks(data)
-    video_id, _ = record(services, chunks, fold_every=5)
-    catalog = services.backend.catalog
+    video_id, token = record(services, chunks[:-2], fold_every=5)
+    catalog, store = services.backend.catalog, services.backend.store
     services.joiner.folder.fold(catalog.get(video_id))  # all a waiting join would fold
     folded = catalog.get(video_id)
-    state = FoldState.from_json(services.backend.store.read_fold_state(video_id, folded.segment_count))
+    state = FoldState.from_json(store.read_fold_state(video_id, folded.segment_count))
     assert len(state.sizes) == 3
+    # The last segment was extended with the clusters after it: the join copies that.
+    extension = Extension.from_json(store.read_extension(video_id, 3), state.format)
+    assert extension.size > state.sizes[-1]
+    record_more(services, video_id, token, chunks[-2:])  # the last two chunks, after the last fold
     joined = joined_line(services, video_id)
     video = catalog.get(video_id)
     assert joined["join_method"] == "segments"
     # Segment 0 goes out with the new head as part 1; S3 copies the others.
-    assert joined["bytes_copied_in_s3"] == sum(state.sizes[1:])
+    copied = sum(state.sizes[1:-1]) + extension.size
+    assert joined["bytes_copied_in_s3"] == copied
     # Written: every part that is not a copy (the head with segment 0, the tail), and the poster.
-    assert joined["bytes_written"] == (stored_size(services, video.compiled_key) - sum(state.sizes[1:])
+    assert joined["bytes_written"] == (stored_size(services, video.compiled_key) - copied
                                        + stored_size(services, video.poster_key))
-    # Read: the fold state, the chunks not folded (from the start of the one the fold stopped
-    # in), segment 0 for part 1, and the segments that hold the last seconds, for the check.
-    unfolded = len(data) - (folded.segmented_bytes // CHUNK) * CHUNK
-    assert unfolded < len(data) / 4
-    assert 0 < joined["bytes_read"] <= unfolded + state.sizes[0] + state.sizes[-1] + 4096
-    assert joined["bytes_read"] + joined["bytes_written"] < len(data)
+    # Read: the fold state and the extension's, the chunks after the extension (from the
+    # start of the one it ends in), segment 0 for part 1, and the extension for the last
+    # seconds' check.
+    after_extension = len(data) - extension.chunk * CHUNK
+    assert after_extension < 3 * CHUNK
+    assert 0 < joined["bytes_read"] <= after_extension + state.sizes[0] + extension.size + 16384
+    assert joined["bytes_written"] - stored_size(services, video.poster_key) < state.sizes[0] + 3 * CHUNK
 
 
 def test_a_join_from_the_chunks_reads_every_chunk_and_writes_the_whole_video(services):

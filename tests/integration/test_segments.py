@@ -14,7 +14,7 @@ from chalicelib import aws
 from chalicelib.adapters.keys import segment_key
 from chalicelib.errors import StorageUnavailable
 from chalicelib.media import ebml, matroska
-from chalicelib.media.fold import SEGMENT_BYTES
+from chalicelib.media.fold import SEGMENT_BYTES, Extension
 from chalicelib.settings import get_settings
 from tests.helpers import object_bytes, record, status_of
 from tests.inspect_media import matroska_has_cues
@@ -201,6 +201,79 @@ def test_a_waiting_join_folds_what_has_arrived(clocked_on_moto):
                                        Prefix=f"videos/{video_id}/segments/")
     sizes = {o["Key"]: o["Size"] for o in listing["Contents"]}
     assert all(sizes[segment_key(video_id, n)] >= SEGMENT_BYTES for n in range(3))
+
+
+def extended_objects(video_id: int) -> dict[str, int]:
+    listing = aws.s3().list_objects_v2(Bucket=get_settings().bucket_name,
+                                       Prefix=f"videos/{video_id}/segments/")
+    return {o["Key"]: o["Size"] for o in listing["Contents"] if "-" in o["Key"].rsplit("/", 1)[-1]}
+
+
+def test_a_waiting_join_extends_the_last_segment_with_the_clusters_after_it(on_moto, tmp_path):
+    services = on_moto
+    catalog, store, folder = services.backend.catalog, services.backend.store, services.joiner.folder
+    data = long_recording()
+    chunks = in_chunks(data)
+    video_id, token = record(services, chunks[:-6], fold_every=5)
+    folder.fold(catalog.get(video_id))
+    video = catalog.get(video_id)
+    assert video.segment_count == 3
+    state = folder.state(video)
+    first = Extension.from_json(store.read_extension(video_id, 3), state.format)
+    # The last segment, then the whole clusters after it, byte for byte.
+    head_size = video.segmented_bytes - state.body_bytes
+    assert object_bytes(segment_key(video_id, 2, first.extended_to)) == (
+        object_bytes(segment_key(video_id, 2)) + data[video.segmented_bytes:head_size + first.extended_to])
+    for chunk in chunks[-6:-2]:
+        service_append(services, video_id, token, chunk)
+    folder.fold(catalog.get(video_id))
+    second = Extension.from_json(store.read_extension(video_id, 3), state.format)
+    assert second.extended_to > first.extended_to
+    # One extension is kept: the one the state names.
+    assert list(extended_objects(video_id)) == [segment_key(video_id, 2, second.extended_to)]
+    for chunk in chunks[-2:]:
+        service_append(services, video_id, token, chunk)
+    reads = ChunkReads()
+    assert services.joiner.run(video_id) == "joined"
+    # Only the chunks after the extension were read.
+    assert 0 < len(reads.keys) <= len(chunks) - second.chunk
+    assert catalog.get(video_id).segment_count == 3
+    output = compiled(video_id, catalog)
+    assert packets(output, tmp_path, "out.webm") == packets(data, tmp_path, "in.webm")
+    assert decode_errors(output, tmp_path, "-ss", "27") == ""
+
+
+def test_an_extension_older_than_a_segment_s_worth_is_passed_over(on_moto, tmp_path):
+    services = on_moto
+    catalog, folder = services.backend.catalog, services.joiner.folder
+    data = long_recording()
+    chunks = in_chunks(data)
+    segments_of_two = 2 * SEGMENT_BYTES // CHUNK + 4
+    video_id, token = record(services, chunks[:segments_of_two], fold_every=5)
+    folder.fold(catalog.get(video_id))
+    assert catalog.get(video_id).segment_count == 2
+    assert extended_objects(video_id)
+    for chunk in chunks[segments_of_two:]:  # more than a segment's worth, not folded
+        service_append(services, video_id, token, chunk)
+    assert services.joiner.run(video_id) == "joined"
+    # The join folded on from the last segment, not from its extension.
+    assert catalog.get(video_id).segment_count == 3
+    assert packets(compiled(video_id, catalog), tmp_path, "out.webm") == packets(data, tmp_path, "in.webm")
+
+
+def test_segment_0_is_not_extended(on_moto):
+    services = on_moto
+    catalog, store = services.backend.catalog, services.backend.store
+    chunks = in_chunks(long_recording())[:SEGMENT_BYTES // CHUNK + 8]
+    video_id, _ = record(services, chunks, fold_every=5)
+    services.joiner.folder.fold(catalog.get(video_id))
+    assert catalog.get(video_id).segment_count == 1
+    assert store.read_extension(video_id, 1) is None
+    assert extended_objects(video_id) == {}
+
+
+def service_append(services, video_id: int, token: str, chunk: bytes) -> None:
+    services.videos.append(video_id, token, chunk)
 
 
 def test_a_composition_that_fails_leaves_no_object_and_no_upload(on_moto):

@@ -223,9 +223,9 @@ def test_stalled_fixtures_are_present():
     assert len(STALLED) == 3
 
 
-def test_fragmented_mp4_out_of_order_fails_on_ffmpeg_s_own_timestamps(ffmpeg, tmp_path):
-    """The stream walk reads Matroska only; for MP4, ffmpeg's warning that time runs
-    backwards is what tells chunks out of order."""
+def test_fragmented_mp4_out_of_order_fails_with_the_fragment_named(ffmpeg, tmp_path):
+    """The stream walk reads every moof as the bytes go into ffmpeg: fragments out of order
+    fail the join by their sequence numbers, before ffmpeg's own timestamps would."""
     stream = unseekable_stream("mp4", "h264", "aac", seconds=4.0)
     boxes, at = [], 0
     while at < len(stream):
@@ -235,7 +235,7 @@ def test_fragmented_mp4_out_of_order_fails_on_ffmpeg_s_own_timestamps(ffmpeg, tm
     head, fragments = boxes[0] + boxes[1], [a + b for a, b in zip(boxes[2::2], boxes[3::2])]
     assert len(fragments) >= 4
     swapped = [head, fragments[0], fragments[2], fragments[1], *fragments[3:]]
-    with pytest.raises(NotPlayable, match="the chunks are out of order or damaged: Non-monotonic DTS"):
+    with pytest.raises(NotPlayable, match="the recording is damaged: fragment 3 at byte .* follows fragment 1"):
         join_and_check(ffmpeg, swapped, tmp_path)
 
 

@@ -3,7 +3,7 @@ import struct
 
 import pytest
 
-from chalicelib.media import containers, ebml, matroska
+from chalicelib.media import containers, ebml, live_formats, matroska
 from chalicelib.media.seekable_head import write_head
 from tests.conftest import fixture_chunks
 
@@ -100,7 +100,7 @@ def test_an_index_reads_a_state_written_before_audio_ends_were_kept():
 
 def walked(chunks: list[bytes]) -> bytes:
     from chalicelib.media.stream_check import StreamCheck
-    return b"".join(StreamCheck().walk(iter(chunks)))
+    return b"".join(StreamCheck(live_formats.MATROSKA).walk(iter(chunks)))
 
 
 def test_the_stream_walk_passes_a_whole_recording_unchanged_in_any_cut(monkeypatch):
