@@ -54,7 +54,9 @@ def unseekable_stream(container: str = "webm", video: str | None = "vp8", audio:
                        "-f", container]
             return subprocess.run(command + ["pipe:1"], capture_output=True, check=True,
                                   timeout=120).stdout
-    result = subprocess.run(command + ["pipe:1"], capture_output=True, check=True, timeout=120)
+    # Long recordings take a while to encode on a busy machine: about real time at worst.
+    result = subprocess.run(command + ["pipe:1"], capture_output=True, check=True,
+                            timeout=max(120, 2 * seconds))
     return result.stdout
 
 
