@@ -107,3 +107,34 @@ def plain_mp4(seconds: float = 2.0) -> bytes:
                         "-movflags", "+faststart", path], check=True, timeout=120, capture_output=True)
         with open(path, "rb") as file:
             return file.read()
+
+
+def recording_file(path: str, video: str | None = "vp8", audio: str | None = "opus",
+                   seconds: float = 12.0, size: str = "320x240", rate: int = 25,
+                   keyframe_seconds: float = 1.0, keep: str | None = None,
+                   audio_delay: float = 0.0, container: str = "webm") -> str:
+    """A recording written to a file, as a join leaves it (seekable: Duration, Cues), with
+    a keyframe exactly every keyframe_seconds and none between. keep: a select expression
+    of the frames to keep (the others are left out, their time stays empty: a variable
+    frame rate, as a screen recording that sends no frame while nothing moves). The audio
+    starts audio_delay seconds after the video."""
+    command = [ffmpeg(), "-hide_banner", "-v", "error", "-y"]
+    if video:
+        command += ["-f", "lavfi", "-i", f"testsrc2=size={size}:rate={rate}"]
+    if audio:
+        if audio_delay:
+            command += ["-itsoffset", str(audio_delay)]
+        command += ["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"]
+    command += ["-t", str(seconds)]
+    if video:
+        if keep:
+            command += ["-vf", f"select='{keep}'", "-fps_mode", "vfr"]
+        command += VIDEO_CODECS[video] + [
+            "-g", "100000", "-force_key_frames", f"expr:gte(t,n_forced*{keyframe_seconds})"]
+        if video == "av1":  # as Chromium runs libaom: real-time, no frames held back
+            command += ["-usage", "realtime", "-lag-in-frames", "0"]
+    if audio:
+        command += AUDIO_CODECS[audio]
+    subprocess.run(command + ["-f", container, path], check=True, timeout=300,
+                   capture_output=True)
+    return path

@@ -7,6 +7,7 @@ import os
 import re
 import subprocess
 import tempfile
+from dataclasses import dataclass
 from typing import Iterable
 
 import ffmpeg
@@ -40,11 +41,17 @@ class Ffmpeg:
         return stream.global_args("-hide_banner", "-nostats", "-loglevel", loglevel).compile(
             cmd=self.binary, overwrite_output=True)
 
-    def _run(self, stream, what: str, ignore: tuple[bytes, ...] = ()) -> None:
+    def _run(self, stream, what: str, ignore: tuple[bytes, ...] = (),
+             timeout: float | None = None) -> None:
         """Run to completion; any error ffmpeg reports fails the step, even with exit 0,
-        except lines that contain one of `ignore`."""
-        result = subprocess.run(self._command(stream), stdin=subprocess.DEVNULL,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        except lines that contain one of `ignore`. With a timeout, ffmpeg is killed when it
+        runs longer and the step fails saying so."""
+        try:
+            result = subprocess.run(self._command(stream), stdin=subprocess.DEVNULL,
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                    timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise NotPlayable(f"{what}: ffmpeg did not finish within {timeout:.0f} s") from None
         errors = _without(result.stderr, ignore)
         if result.returncode != 0 or errors.strip():
             raise NotPlayable(f"{what}: {_last_lines(errors or result.stderr)}")
@@ -162,6 +169,124 @@ class Ffmpeg:
         outputs = [joined[i] for i in range(int(bool(with_video)) + int(has_audio))]
         options = dict(REENCODE_OPTIONS, f=REENCODE_CONTAINER.name, fflags="+bitexact")
         self._run(ffmpeg.output(*outputs, output, **options), "the files could not be re-encoded")
+
+    # The rendition (chalicelib.media.rendition): cut, encode and join by pieces. The
+    # choices (encoder options, where to cut) are the rendition's; the command lines are here.
+
+    def video_packets(self, path: str) -> list["Packet"]:
+        """Every packet of the first video stream in file (decode) order, with the file's
+        own timestamps (-copyts: not moved to start at 0) and keyframe flag, read without
+        decoding (an empty list when there is no video)."""
+        stream = ffmpeg.input(path).output("-", map="0:v:0?", c="copy", f="framecrc")
+        result = subprocess.run(self._command(stream.global_args("-copyts")),
+                                stdin=subprocess.DEVNULL, capture_output=True)
+        if result.returncode != 0:
+            raise NotPlayable(f"the video could not be read: {_last_lines(result.stderr)}")
+        return _packets(result.stdout.decode("ascii", "replace"))
+
+    def start_time(self, path: str) -> float | None:
+        """The file's start time in seconds as its demuxer reports it (the earliest
+        presentation time of its streams; AAC priming excluded)."""
+        result = subprocess.run([self.binary, "-hide_banner", "-i", path],
+                                stdin=subprocess.DEVNULL, capture_output=True)
+        match = _START.search(result.stderr.decode("utf-8", "replace"))
+        return float(match.group(1)) if match else None
+
+    def split_video(self, source: str, first_frames: list[int], pattern: str,
+                    timeout: float | None = None) -> None:
+        """Stream-copy the first video stream into Matroska files named `pattern % n`,
+        a new file at each packet number of `first_frames` (each must be a keyframe; the
+        first file starts at packet 0), every packet in exactly one file, timestamps kept."""
+        source_stream = ffmpeg.input(source)
+        copy = {"map": "0:v:0", "c": "copy", "fflags": "+bitexact"}
+        if first_frames:
+            stream = source_stream.output(
+                pattern, f="segment", segment_format="matroska", reset_timestamps=0,
+                segment_frames=",".join(str(frame) for frame in first_frames), **copy)
+        else:
+            stream = source_stream.output(pattern % 0, f="matroska", **copy)
+        self._run(stream.global_args("-copyts"), "the video could not be cut into pieces",
+                  timeout=timeout)
+
+    def encode_video(self, source: str, output: str, options: dict, size: tuple[int, int],
+                     audio_options: dict | None = None, keep_timestamps: bool = True,
+                     timeout: float | None = None) -> None:
+        """Re-encode the first video stream (and, with audio_options, the first audio
+        stream) into `output`, every frame fitted into `size` (scaled, padded, square
+        pixels). keep_timestamps: the output keeps the input's timestamps (-copyts)."""
+        width, height = size
+        source_stream = ffmpeg.input(source)
+        video = (source_stream["v:0"]
+                 .filter("scale", width, height, force_original_aspect_ratio="decrease")
+                 .filter("pad", width, height, "(ow-iw)/2", "(oh-ih)/2")
+                 .filter("setsar", 1))
+        streams = [video] + ([source_stream["a:0"]] if audio_options else [])
+        stream = ffmpeg.output(*streams, output, **options, **(audio_options or {}))
+        if keep_timestamps:
+            stream = stream.global_args("-copyts")
+        self._run(stream, "the video could not be encoded", timeout=timeout)
+
+    def encode_audio(self, source: str, output: str, options: dict,
+                     timeout: float | None = None) -> None:
+        """Re-encode the first audio stream alone into `output`, timestamps kept."""
+        stream = ffmpeg.output(ffmpeg.input(source)["a:0"], output, **options)
+        self._run(stream.global_args("-copyts"), "the audio could not be encoded",
+                  timeout=timeout)
+
+    def join_pieces(self, pieces: list[tuple[str, float | None]], audio: str | None,
+                    output: str, options: dict, video_offset: float = 0.0,
+                    audio_offset: float = 0.0, timeout: float | None = None) -> None:
+        """Join video files by stream copy (the concat demuxer: each file placed `seconds`
+        after the one before, its own timestamps inside; None for the last) and mux the
+        audio file's first stream beside them. The offsets delay either input."""
+        listing = output + ".txt"
+        with open(listing, "w") as out:
+            for path, seconds in pieces:
+                out.write(f"file '{_quoted(path)}'\n")
+                if seconds is not None:
+                    out.write(f"duration {seconds:.6f}\n")
+        video = ffmpeg.input(listing, f="concat", safe=0, itsoffset=f"{video_offset:.6f}")
+        streams = [video["v:0"]]
+        if audio:
+            streams.append(ffmpeg.input(audio, itsoffset=f"{audio_offset:.6f}")["a:0"])
+        try:
+            self._run(ffmpeg.output(*streams, output, c="copy", **options),
+                      "the pieces could not be joined", timeout=timeout)
+        finally:
+            os.unlink(listing)
+
+
+@dataclass(frozen=True)
+class Packet:
+    pts: float  # seconds
+    duration: float  # seconds (0 when the container does not say)
+    keyframe: bool
+
+
+_START = re.compile(r"Duration: [^,]+, start: (-?\d+(?:\.\d+)?)")
+_NO_TIMESTAMP = -(2 ** 63)
+
+
+def _packets(framecrc: str) -> list[Packet]:
+    """The packets of ffmpeg's framecrc output: `stream, dts, pts, duration, size, crc`,
+    then `F=0x..` when the flags are other than keyframe alone."""
+    time_base, packets = 1 / 1000, []
+    for line in framecrc.splitlines():
+        if line.startswith("#tb 0:"):
+            numerator, denominator = line.split(":", 1)[1].strip().split("/")
+            time_base = int(numerator) / int(denominator)
+        elif line and not line.startswith("#"):
+            fields = [field.strip() for field in line.split(",")]
+            dts, pts, duration = int(fields[1]), int(fields[2]), int(fields[3])
+            flags = next((int(f[2:], 16) for f in fields[6:] if f.startswith("F=")), 1)
+            pts = dts if pts == _NO_TIMESTAMP else pts
+            packets.append(Packet(pts * time_base, duration * time_base, bool(flags & 1)))
+    return packets
+
+
+def _quoted(path: str) -> str:
+    """A path inside single quotes of a concat listing."""
+    return path.replace("'", "'\\''")
 
 
 def _packet_times(framecrc: str) -> list[tuple[float, float]]:
