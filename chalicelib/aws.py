@@ -23,6 +23,9 @@ def _config() -> Config:
         s3={"addressing_style": style},
         signature_version="s3v4",
         retries={"mode": "standard", "max_attempts": 4},
+        # One client serves every thread: a composition's copies (32 at once,
+        # chalicelib.adapters.s3), the chunks read ahead and an upload's parts.
+        max_pool_connections=64,
     )
 
 

@@ -102,7 +102,7 @@ class SegmentJoin:
         if not streams:
             raise NotPlayable("the recording holds no complete audio or video frame")
         decodes = []
-        for number, window in enumerate(verify.decode_windows(duration)):
+        for number, window in enumerate(verify.edge_windows(duration)):
             if window.start == 0 and window.seconds is not None:
                 decodes.append((head_path, window.seconds))  # the start: in the head's file
                 continue

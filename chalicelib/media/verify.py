@@ -1,6 +1,7 @@
 """What a joined video must pass before it is ready: its duration matches what went in,
-and it decodes without errors over the windows `decode_windows` picks. Every join strategy
-checks with these, so one rule decides what is decoded, whatever made the video."""
+and it decodes without errors over the windows `decode_windows` picks (`edge_windows` for a
+video composed from segments, whose every frame header its fold has read). Every join
+strategy checks with these, so one rule decides what is decoded, whatever made the video."""
 from dataclasses import dataclass
 
 from chalicelib.errors import NotPlayable
@@ -28,6 +29,16 @@ def decode_windows(duration: float | None) -> list[Window]:
     if duration is None or duration <= FULL_DECODE_SECONDS:
         return [Window(0.0, None)]
     return [Window(0.0, SAMPLE_SECONDS), Window(max(0.0, duration - SAMPLE_SECONDS), None)]
+
+
+def edge_windows(duration: float | None) -> list[Window]:
+    """The first and last SAMPLE_SECONDS, whatever the length: what a video composed from
+    segments is decoded over. Its fold has read every frame's header (tracks, times, the
+    audio's continuity), and S3 copied the frames in between byte for byte, so decoding
+    them again would only add time to ready."""
+    if duration is None or duration <= 2 * SAMPLE_SECONDS:
+        return [Window(0.0, None)]
+    return [Window(0.0, SAMPLE_SECONDS), Window(duration - SAMPLE_SECONDS, None)]
 
 
 def check_decodes(ffmpeg, path: str, duration: float | None) -> None:

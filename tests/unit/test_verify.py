@@ -2,7 +2,7 @@ import pytest
 
 from chalicelib.errors import NotPlayable
 from chalicelib.media import verify
-from chalicelib.media.verify import Window, decode_windows
+from chalicelib.media.verify import Window, decode_windows, edge_windows
 
 
 def test_the_duration_check_allows_two_percent_or_a_fifth_of_a_second():
@@ -22,3 +22,9 @@ def test_short_videos_are_decoded_whole_and_long_ones_at_start_and_end():
     assert decode_windows(None) == [Window(0.0, None)]
     assert decode_windows(1800.0) == [Window(0.0, verify.SAMPLE_SECONDS),
                                       Window(1800.0 - verify.SAMPLE_SECONDS, None)]
+
+
+def test_a_composed_video_is_decoded_at_its_first_and_last_seconds_whatever_its_length():
+    assert edge_windows(60.0) == [Window(0.0, verify.SAMPLE_SECONDS), Window(55.0, None)]
+    assert edge_windows(2 * verify.SAMPLE_SECONDS) == [Window(0.0, None)]
+    assert edge_windows(None) == [Window(0.0, None)]
