@@ -82,6 +82,19 @@ class NotPlayable(VideoError):
     code = "NotPlayable"
 
 
+class UnsupportedFormat(VideoError):
+    """A `?format=` that is not one the API makes (`mp4`)."""
+
+    code = "UnsupportedFormat"
+
+
+class RenditionUnavailable(VideoError):
+    """The MP4 rendition asked for cannot be had: it failed, the video is too long for one,
+    or the recording has no video. The original (no ?format) still plays."""
+
+    code = "RenditionUnavailable"
+
+
 class StorageUnavailable(VideoError):
     """S3, DynamoDB or SQS did not answer or refused a call; nothing was recorded by it, and
     the client may retry. The message names the kind of failure, never an endpoint or key."""
@@ -111,3 +124,8 @@ class ChunkMissing(Exception):
 class FoldSuperseded(Exception):
     """Another job committed the segment this fold was about to commit: read the record
     again and go on from there."""
+
+
+class UploadGone(Exception):
+    """A multipart upload that was being added to is no more: completed by a join, aborted
+    after a failure, or by the bucket's lifecycle rule. Start another."""

@@ -12,7 +12,7 @@ where things are.
 from dataclasses import dataclass
 from typing import Protocol
 
-from chalicelib.models import MediaSummary, Video
+from chalicelib.models import MediaSummary, Rendition, Video
 
 
 class Catalog(Protocol):
@@ -71,8 +71,25 @@ class Catalog(Protocol):
     def finish_join(self, video_id: int, chunk_count: int, compiled_key: str,
                     poster_key: str | None, media: MediaSummary) -> list[str]:
         """Record a compiled object unless one of as many chunks or more is recorded.
-        Returns the keys of the objects it replaces (video and poster), for deletion.
+        Returns the keys of the objects it replaces (video, poster and the rendition of the
+        older object, which it forgets), for deletion.
         ConditionFailed when a join of more chunks finished first."""
+
+    def request_rendition(self, video_id: int, chunk_count: int, now: float,
+                          stall_seconds: int) -> bool:
+        """Note that the MP4 rendition of the compiled object of chunk_count chunks is wanted
+        (state pending); False when that is not the compiled object, its rendition has a
+        result, or one was asked for (or its job beat) less than stall_seconds ago."""
+
+    def renew_rendition(self, video_id: int, chunk_count: int, now: float) -> bool:
+        """The heartbeat of a running rendition job; False when no rendition of chunk_count
+        chunks is pending (the video changed or is gone)."""
+
+    def finish_rendition(self, video_id: int, rendition: Rendition) -> list[str]:
+        """Record a rendition's result (ready, failed, too_long) for rendition.chunks.
+        Returns the keys of the rendition objects it replaces. ConditionFailed when that is
+        not the compiled object any more (a newer join, a deleted video) or a rendition of a
+        newer one is recorded."""
 
     def fail_join(self, video_id: int, chunk_count: int, reason: str) -> None:
         """Record why these chunks do not make a video, unless a newer result exists."""
@@ -102,6 +119,11 @@ class Composition(Protocol):
     aborts it."""
 
     key: str
+    upload_id: str
+
+    @property
+    def held(self) -> set[int]:
+        """Part numbers S3 held already when this composition was resumed with its parts."""
 
     def send(self, number: int, body: bytes) -> None: ...
 
@@ -110,6 +132,10 @@ class Composition(Protocol):
         """Part `number` is the segment (its extension up to `extended_to`, when given),
         copied by S3; `size` is its length as the fold recorded it, counted as copied in S3
         (S3's answer to a copy does not say)."""
+
+    def wait(self) -> None:
+        """Wait for the parts sent or copied so far; the upload stays open (a draft).
+        UploadGone when it was completed or aborted meanwhile."""
 
     def complete(self) -> None:
         """Wait for every part and publish the object; on any failure abort, then raise."""
@@ -172,6 +198,15 @@ class ObjectStore(Protocol):
 
     def start_composition(self, key: str, content_type: str) -> Composition: ...
 
+    def resume_composition(self, key: str, upload_id: str,
+                           list_parts: bool = False) -> Composition | None:
+        """An upload started earlier, to add parts to or complete. With list_parts, the
+        parts S3 holds are listed (they are in the object unless sent or copied again), and
+        None when the upload is no more; without, UploadGone tells that at wait()."""
+
+    def draft_key(self, video_id: int, segment_count: int, extension: str) -> str:
+        """Where the draft the fold starts at segment_count segments is published."""
+
     def delete(self, key: str) -> None:
         """Remove an object; removing one that is not there is no error."""
 
@@ -186,11 +221,23 @@ class ObjectStore(Protocol):
         """A URL that reads the object (Range included) for a while, signed now; with
         `download`, served as an attachment named video-<id>.<ext> (saved, not played)."""
 
+    def rendition_key(self, video_id: int, chunk_count: int) -> str:
+        """Where the MP4 rendition of the compiled object of chunk_count chunks goes (under
+        compiled/: kept when the sources go, removed with the video)."""
+
+    def download_file(self, key: str, path: str) -> None:
+        """Write the object at key to a local file."""
+
+
+JOIN = "join"
+RENDITION = "rendition"
+
 
 @dataclass(frozen=True)
 class JoinRequest:
     video_id: int
     urgent: bool  # someone waits to play the video: join now, not after the pause
+    kind: str = JOIN  # JOIN, or RENDITION: make the MP4 rendition of the compiled object
 
 
 class Delivery(Protocol):
@@ -204,6 +251,9 @@ class Delivery(Protocol):
 class JobQueue(Protocol):
     def schedule_join(self, video_id: int, delay_seconds: int = 0, urgent: bool = False) -> None:
         """Ask for a join, delivered after delay_seconds (at most 900)."""
+
+    def schedule_rendition(self, video_id: int, delay_seconds: int = 0) -> None:
+        """Ask for the video's MP4 rendition (a message of kind RENDITION on the same queue)."""
 
     def receive(self, wait_seconds: int = 0) -> Delivery | None:
         """The next request that is due, or None. (The SQS trigger does this on AWS; the

@@ -3,6 +3,10 @@
 videos/<id>/chunks/000000.chunk, 000001.chunk, ...   one object per appended chunk
 videos/<id>/compiled/000042.webm                     the join of chunks 0..41
 videos/<id>/compiled/000042.jpg                      its poster frame
+videos/<id>/compiled/draft-000002.webm               a video composed from segments: the
+                                                     multipart upload the fold started when it
+                                                     committed segment 1 of 2, completed by a join
+videos/<id>/compiled/000042.h264.mp4                 its H.264/AAC MP4 rendition
 videos/<id>/segments/000000.seg, 000001.seg, ...     chunks folded into >= 5 MiB pieces
 videos/<id>/segments/000001.json, ...                the fold's state after each segment
 videos/<id>/segments/000003-000031457280.seg         segment 3 extended with the pieces after
@@ -12,8 +16,9 @@ videos/<id>/segments/000004.extended.json           where the extension of the l
 videos/<id>/pieces/<piece id>                        a large piece PUT by the client, until
                                                      its commit moves it to chunks/
 
-A compiled object is named by the chunk count it reflects, so a join never overwrites the
-object a reader is being sent to, and running a join twice for one count writes the same key.
+A compiled object is named by the chunk count it reflects, or a composed one by the segment
+count its draft started at (one draft per count, completed once), so a join never overwrites
+the object a reader is being sent to.
 """
 
 
@@ -37,6 +42,14 @@ def fold_state_key(video_id: int, segment_count: int) -> str:
 
 def compiled_key(video_id: int, chunk_count: int, extension: str) -> str:
     return f"videos/{video_id}/compiled/{chunk_count:06d}.{extension}"
+
+
+def rendition_key(video_id: int, chunk_count: int) -> str:
+    return f"videos/{video_id}/compiled/{chunk_count:06d}.h264.mp4"
+
+
+def draft_key(video_id: int, segment_count: int, extension: str) -> str:
+    return f"videos/{video_id}/compiled/draft-{segment_count:06d}.{extension}"
 
 
 def download_name(compiled: str) -> str:

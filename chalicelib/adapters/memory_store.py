@@ -3,12 +3,14 @@
 answers (tests/integration/test_contracts.py holds both to one contract)."""
 import threading
 import time
+import uuid
 from typing import Callable
 
 from chalicelib.adapters.keys import (
     chunk_key,
     compiled_key,
     download_name,
+    draft_key,
     extension_key,
     fold_state_key,
     piece_key,
@@ -16,7 +18,7 @@ from chalicelib.adapters.keys import (
     source_prefixes,
     video_prefix,
 )
-from chalicelib.errors import ChunkMissing, StorageUnavailable
+from chalicelib.errors import ChunkMissing, StorageUnavailable, UploadGone
 from chalicelib.transfers import TransferCounter
 
 MIN_PART_BYTES = 5 * 1024 * 1024  # S3's smallest multipart part (all but the last)
@@ -29,6 +31,7 @@ class MemoryStore:
 
     def __init__(self):
         self.objects: dict[str, bytes] = {}
+        self.uploads: dict[str, "MemoryComposition"] = {}  # open multipart uploads by id
         self.content_types: dict[str, str] = {}
         self._lock = threading.Lock()
         self.transfers = TransferCounter()
@@ -120,12 +123,31 @@ class MemoryStore:
     def start_composition(self, key: str, content_type: str) -> "MemoryComposition":
         return MemoryComposition(self, key, content_type)
 
+    def resume_composition(self, key: str, upload_id: str,
+                           list_parts: bool = False) -> "MemoryComposition | None":
+        with self._lock:
+            upload = self.uploads.get(upload_id)
+        if upload is not None and upload.key == key:
+            return upload
+        if list_parts:
+            return None
+        gone = MemoryComposition(self, key, "application/octet-stream")
+        gone.abort()  # S3 says so only when a part is added: wait() raises UploadGone
+        return gone
+
+    def draft_key(self, video_id: int, segment_count: int, extension: str) -> str:
+        return draft_key(video_id, segment_count, extension)
+
     def delete(self, key: str) -> None:
         with self._lock:
             self.objects.pop(key, None)
             self.content_types.pop(key, None)
 
     def delete_video(self, video_id: int) -> None:
+        with self._lock:
+            uploads = [u for u in self.uploads.values() if u.key.startswith(video_prefix(video_id))]
+        for upload in uploads:
+            upload.abort()
         self._delete_under(video_prefix(video_id))
 
     def delete_sources(self, video_id: int) -> None:
@@ -150,33 +172,53 @@ class MemoryStore:
 
 
 class MemoryComposition:
+    """A multipart upload: open until completed or aborted, and found again by its id."""
+
     def __init__(self, store: MemoryStore, key: str, content_type: str):
         self.key = key
+        self.upload_id = uuid.uuid4().hex
         self._store = store
         self._content_type = content_type
         self._parts: dict[int, Callable[[], bytes]] = {}
+        self._held: dict[int, bytes] = {}  # parts the store holds already (wait())
         self._open = True
+        with store._lock:
+            store.uploads[self.upload_id] = self
+
+    @property
+    def held(self) -> set[int]:
+        return set(self._held)
 
     def send(self, number: int, body: bytes) -> None:
+        self._held.pop(number, None)
         self._parts[number] = lambda: body
         self._store.transfers.count(written=len(body))
 
     def copy_segment(self, number: int, video_id: int, segment: int, size: int,
                      extended_to: int | None = None) -> None:
-        # Read at completion, as S3 copies whatever the source holds when it copies; copied
-        # inside the store, so counted as S3's copy (of what it holds), not as a read.
+        # Read when the parts are waited for or completed, as S3 copies whatever the source
+        # holds when it copies; copied inside the store, so counted as S3's copy (of what it
+        # holds), not as a read.
         def copy() -> bytes:
             body = self._store._existing(segment_key(video_id, segment, extended_to))
             self._store.transfers.count(copied_in_s3=len(body))
             return body
+        self._held.pop(number, None)
         self._parts[number] = copy
+
+    def wait(self) -> None:
+        parts, self._parts = self._parts, {}
+        if not self._open:
+            raise UploadGone(self.key)
+        self._held.update((number, part()) for number, part in parts.items())
 
     def complete(self) -> None:
         try:
             if not self._open:
                 raise StorageUnavailable("S3 refused the call (NoSuchUpload); retry")
-            numbers = sorted(self._parts)
-            parts = [self._parts[n]() for n in numbers]
+            bodies = dict(self._held)
+            bodies.update((number, part()) for number, part in self._parts.items())
+            parts = [bodies[n] for n in sorted(bodies)]
             if any(len(part) < MIN_PART_BYTES for part in parts[:-1]):
                 raise StorageUnavailable("S3 refused the call (EntityTooSmall); retry")
             # The parts were counted as they were sent or copied: the assembly moves nothing.
@@ -184,8 +226,33 @@ class MemoryComposition:
         except BaseException:
             self.abort()
             raise
-        self._open = False
+        self._close()
 
     def abort(self) -> None:
+        self._close()
+
+    def _close(self) -> None:
         self._open = False
         self._parts.clear()
+        self._held.clear()
+        with self._store._lock:
+            self._store.uploads.pop(self.upload_id, None)
+
+
+# --- the MP4 rendition (chalicelib.renditions): two MemoryStore methods, as S3Store's. ---
+from chalicelib.adapters.keys import rendition_key  # noqa: E402
+
+
+def _rendition_key(self, video_id: int, chunk_count: int) -> str:
+    return rendition_key(video_id, chunk_count)
+
+
+def _download_file(self, key: str, path: str) -> None:
+    body = self._existing(key)
+    with open(path, "wb") as target:
+        target.write(body)
+    self.transfers.count(read=len(body))
+
+
+MemoryStore.rendition_key = _rendition_key
+MemoryStore.download_file = _download_file

@@ -17,6 +17,7 @@ from chalicelib.adapters.keys import (
     chunk_key,
     compiled_key,
     download_name,
+    draft_key,
     extension_key,
     fold_state_key,
     piece_key,
@@ -24,7 +25,7 @@ from chalicelib.adapters.keys import (
     source_prefixes,
     video_prefix,
 )
-from chalicelib.errors import ChunkMissing, StorageUnavailable
+from chalicelib.errors import ChunkMissing, StorageUnavailable, UploadGone
 from chalicelib.transfers import TransferCounter, carried
 
 _SERVICE = "S3"
@@ -162,6 +163,25 @@ class S3Store:
         with aws.service_errors(_SERVICE):
             return S3Composition(self.client, self.bucket, key, content_type, self.transfers)
 
+    def resume_composition(self, key: str, upload_id: str,
+                           list_parts: bool = False) -> "S3Composition | None":
+        parts: dict[int, str] = {}
+        if list_parts:
+            with aws.service_errors(_SERVICE):
+                try:
+                    for page in self.client.get_paginator("list_parts").paginate(
+                            Bucket=self.bucket, Key=key, UploadId=upload_id):
+                        parts.update((p["PartNumber"], p["ETag"]) for p in page.get("Parts", []))
+                except ClientError as error:
+                    if aws.error_code(error) == "NoSuchUpload":
+                        return None
+                    raise
+        return S3Composition(self.client, self.bucket, key, None, self.transfers,
+                             upload_id=upload_id, parts=parts)
+
+    def draft_key(self, video_id: int, segment_count: int, extension: str) -> str:
+        return draft_key(video_id, segment_count, extension)
+
     def delete(self, key: str) -> None:
         with aws.service_errors(_SERVICE):
             self.client.delete_object(Bucket=self.bucket, Key=key)
@@ -226,27 +246,43 @@ class S3Composition:
     """A multipart upload. Each part is sent, or copied by S3 from a segment
     (UploadPartCopy), in the background as soon as it is known; complete() waits for them.
     A part counts in `transfers` once S3 has it: sent bytes as written, copied ones as
-    copied in S3."""
+    copied in S3. One started earlier (a draft the fold keeps while recording) is resumed
+    with its upload_id and the parts S3 holds already."""
 
-    def __init__(self, client, bucket: str, key: str, content_type: str,
-                 transfers: TransferCounter, tagging: str | None = None):
+    def __init__(self, client, bucket: str, key: str, content_type: str | None,
+                 transfers: TransferCounter, tagging: str | None = None,
+                 upload_id: str | None = None, parts: dict[int, str] | None = None):
         self._client = client
         self._transfers = transfers
         self.key = key
-        extra = {"Tagging": tagging} if tagging else {"ContentDisposition": "inline"}
-        upload_id = client.create_multipart_upload(
-            Bucket=bucket, Key=key, ContentType=content_type, **extra)["UploadId"]
+        if upload_id is None:
+            extra = {"Tagging": tagging} if tagging else {"ContentDisposition": "inline"}
+            upload_id = client.create_multipart_upload(
+                Bucket=bucket, Key=key, ContentType=content_type, **extra)["UploadId"]
+        self.upload_id = upload_id
         self._bucket = bucket
         self._common = {"Bucket": bucket, "Key": key, "UploadId": upload_id}
-        self._pool = ThreadPoolExecutor(max_workers=COMPOSE_CONCURRENCY)
+        self._pool: ThreadPoolExecutor | None = None
         self._parts: dict[int, Future] = {}
+        self._held = dict(parts or {})  # part number -> ETag, for parts S3 holds already
+
+    @property
+    def held(self) -> set[int]:
+        """The part numbers S3 holds already, from before this composition was resumed."""
+        return set(self._held)
+
+    def _submit(self, number: int, part) -> None:
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=COMPOSE_CONCURRENCY)
+        self._held.pop(number, None)
+        self._parts[number] = self._pool.submit(carried(part))
 
     def send(self, number: int, body: bytes) -> None:
         def upload() -> str:
             etag = self._client.upload_part(PartNumber=number, Body=body, **self._common)["ETag"]
             self._transfers.count(written=len(body))
             return etag
-        self._parts[number] = self._pool.submit(carried(upload))
+        self._submit(number, upload)
 
     def copy_segment(self, number: int, video_id: int, segment: int, size: int,
                      extended_to: int | None = None) -> None:
@@ -258,23 +294,44 @@ class S3Composition:
             # S3's answer does not say how much it copied; the caller's fold state does.
             self._transfers.count(copied_in_s3=size)
             return etag
-        self._parts[number] = self._pool.submit(carried(copy))
+        self._submit(number, copy)
+
+    def wait(self) -> None:
+        """Wait for the parts sent or copied so far, leaving the upload open. UploadGone
+        when it was completed or aborted meanwhile."""
+        try:
+            with aws.service_errors(_SERVICE):
+                try:
+                    for number, part in list(self._parts.items()):
+                        self._held[number] = part.result()
+                except ClientError as error:
+                    if aws.error_code(error) == "NoSuchUpload":
+                        raise UploadGone(self.key) from error
+                    raise
+        finally:
+            self._parts.clear()
+            if self._pool is not None:
+                self._pool.shutdown(cancel_futures=True)
+                self._pool = None
 
     def complete(self) -> None:
         try:
             with aws.service_errors(_SERVICE):
-                parts = [{"PartNumber": n, "ETag": self._parts[n].result()}
-                         for n in sorted(self._parts)]
+                etags = dict(self._held)
+                etags.update((n, part.result()) for n, part in self._parts.items())
+                parts = [{"PartNumber": n, "ETag": etags[n]} for n in sorted(etags)]
                 self._client.complete_multipart_upload(MultipartUpload={"Parts": parts},
                                                        **self._common)
         except BaseException:
             self.abort()
             raise
         finally:
-            self._pool.shutdown()
+            if self._pool is not None:
+                self._pool.shutdown()
 
     def abort(self) -> None:
-        self._pool.shutdown(cancel_futures=True)
+        if self._pool is not None:
+            self._pool.shutdown(cancel_futures=True)
         try:
             self._client.abort_multipart_upload(**self._common)
         except (BotoCoreError, ClientError):

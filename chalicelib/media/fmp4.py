@@ -13,11 +13,15 @@ first traf counts from the moof too, and each next one from where the previous o
 ends). A stream whose tfhd carries a base-data-offset counts from the file's first byte: a
 head of another length would make it point at the wrong bytes, so it is Unsupported.
 
-Why the new head has a `sidx` that reaches the end of the file: without an index, ffmpeg's
-mov demuxer reads every moof of the file before the first frame, which over the network is
-slow for a long recording. A sidx in the head lists each fragment's byte size, duration and
-whether it starts with a keyframe; ffmpeg trusts it, and stops walking the fragments, only
-when its references add up to exactly the end of the file.
+Why the new head has a `sidx` per track that reaches the end of the file: without an index,
+ffmpeg's mov demuxer (Chromium plays MP4 files through it) reads every moof of the file
+before the first frame, which over the network is slow for a long recording. A sidx in the
+head lists each fragment's byte size, duration and whether it starts with a keyframe;
+ffmpeg trusts it, and stops walking the fragments, only when its references add up to
+exactly the end of the file. It seeks every stream, each by its own track's index: with one
+sidx for the video alone, Chromium found the video's fragment at once and then read the
+fragments from the start to place the audio (30-45 Range requests per seek in
+tests/e2e/test_seeking.py; 2 with a sidx per track).
 
 Time: a track's fragment may not start (tfdt) before the track's previous one ended: a
 piece missing or out of order shows so, and as a gap in the mfhd sequence numbers. It may

@@ -26,7 +26,13 @@ from typing import Any, Callable
 from aws_lambda_powertools import Logger
 
 from chalicelib import prefetch
-from chalicelib.errors import ChunkMissing, ConditionFailed, FoldSuperseded
+from chalicelib.errors import (
+    ChunkMissing,
+    ConditionFailed,
+    FoldSuperseded,
+    StorageUnavailable,
+    UploadGone,
+)
 from chalicelib.media import containers, live_formats
 from chalicelib.media.ebml import Incomplete, Unsupported
 from chalicelib.models import Video
@@ -54,6 +60,9 @@ class FoldState:
     index: Any = None  # the format's Index: keyframes and times up to there, once there is a head
     # When the last size is that of the last segment's extension (Extension), where it ends.
     extended_to: int | None = None
+    # The draft: an open multipart upload at the key a join will publish, that holds the
+    # segments after the first as its parts 2, 3... ({"key", "upload_id"}; see _commit).
+    draft: dict | None = None
 
     @property
     def body_bytes(self) -> int:
@@ -67,12 +76,14 @@ class FoldState:
     def as_json(self) -> bytes:
         return json.dumps({"head": self.head, "sizes": self.sizes, "chunk": self.chunk,
                            "offset": self.offset,
-                           "index": self.index.as_json() if self.index else None}).encode()
+                           "index": self.index.as_json() if self.index else None,
+                           "draft": self.draft}).encode()
 
     @classmethod
     def from_json(cls, text: bytes) -> "FoldState":
         data = json.loads(text)
-        state = cls(data["head"], data["sizes"], data["chunk"], data["offset"])
+        state = cls(data["head"], data["sizes"], data["chunk"], data["offset"],
+                    draft=data.get("draft"))
         if data["index"] is not None:
             state.index = state.format.index_from_json(data["index"])
         return state
@@ -182,7 +193,7 @@ class Folder:
         if video.byte_count - (head_size + extension.extended_to) >= SEGMENT_BYTES:
             return state  # too old to be worth it
         return FoldState(state.head, state.sizes[:-1] + [extension.size], extension.chunk,
-                         extension.offset, extension.index, extension.extended_to)
+                         extension.offset, extension.index, extension.extended_to, state.draft)
 
     def _extend(self, video: Video, folded: Folded) -> None:
         state = folded.state
@@ -259,8 +270,9 @@ class Folder:
                     continue
                 chunk, offset = read.chunk_at(start + boundary)
                 after = FoldState(head.encoded(), state.sizes + [boundary - cut], chunk, offset,
-                                  scan.index.at(mark))
-                self._commit(video, bytes(read.data[start + cut:start + boundary]), after, head)
+                                  scan.index.at(mark), draft=state.draft)
+                self._commit(video, bytes(read.data[start + cut:start + boundary]), after, head,
+                             drafting=not final)
                 state, cut = after, boundary
             if read.exhausted:
                 return Folded(state, stream, head, bytes(read.data[start + cut:]),
@@ -282,9 +294,12 @@ class Folder:
             chunks.close()  # stop fetching ahead
         return read
 
-    def _commit(self, video: Video, segment: bytes, state: FoldState, head) -> None:
+    def _commit(self, video: Video, segment: bytes, state: FoldState, head,
+                drafting: bool) -> None:
         number = len(state.sizes)
         self.store.put_segment(video.video_id, number - 1, segment)
+        if drafting and number >= 2:
+            state.draft = self._draft(video, state, head)
         self.store.put_fold_state(video.video_id, number, state.as_json())
         try:
             self.catalog.commit_segment(video.video_id, number, head.size + state.body_bytes)
@@ -292,6 +307,37 @@ class Folder:
             # Another job committed this segment first, or found the video unfoldable. The
             # bytes it wrote are the same: a fold is deterministic for the same chunks.
             raise FoldSuperseded(video.video_id) from None
+
+
+    def _draft(self, video: Video, state: FoldState, head) -> dict | None:
+        """While recording: copy the segment just folded into the draft, the multipart
+        upload the join will complete (chalicelib.media.segment_join), so that the copies
+        of a long recording's segments are made before it ends, not after. A draft that is
+        no more (a join completed or aborted it) is replaced by one holding every segment
+        after the first. Returns the draft; None when S3 failed (the join copies then)."""
+        last = len(state.sizes) - 1
+        try:
+            if state.draft is not None:
+                draft = self.store.resume_composition(state.draft["key"], state.draft["upload_id"],
+                                                      list_parts=True)
+                try:
+                    if draft is not None:
+                        draft.copy_segment(last + 1, video.video_id, last, state.sizes[last])
+                        draft.wait()
+                        return state.draft
+                except UploadGone:
+                    pass  # completed by a join since it was listed
+            container = containers.sniff(head.raw)
+            draft = self.store.start_composition(
+                self.store.draft_key(video.video_id, len(state.sizes), container.extension),
+                container.content_type_for(head.has_video))
+            for number in range(1, last + 1):
+                draft.copy_segment(number + 1, video.video_id, number, state.sizes[number])
+            draft.wait()
+            return {"key": draft.key, "upload_id": draft.upload_id}
+        except (StorageUnavailable, UploadGone):
+            logger.warning("no draft", extra={"video_id": video.video_id})
+            return None
 
 
 def _take(read: _Read, chunks, indices: list[int], state: FoldState, final: bool) -> None:

@@ -62,7 +62,7 @@ class SegmentJoin:
             if state.sizes:
                 # The part numbers of the segments folded already are known: S3 copies
                 # them while the rest is folded.
-                composition = self._compose(video, state.format.decoded_head(state.head))
+                composition = self._compose(video, state.format.decoded_head(state.head), state)
                 on_failure.callback(composition.abort)
                 copied = self._copy(composition, video, copied, state)
             folded = self.folder.fold_final(video, state)
@@ -76,7 +76,7 @@ class SegmentJoin:
             if not scan.index.cues:
                 return None  # nowhere to seek to: leave it to ffmpeg
             if composition is None:
-                composition = self._compose(video, folded.head)
+                composition = self._compose(video, folded.head, folded.state)
                 on_failure.callback(composition.abort)
             self._copy(composition, video, copied, folded.state)
             prepared = self._finish(video, folded, scan.whole(folded.rest), scan.index,
@@ -115,17 +115,28 @@ class SegmentJoin:
             byte_size=len(first) + sum(state.sizes[1:]) + len(rest), preview_path=head_path,
             composition=composition, store=self.store, ffmpeg=self.ffmpeg, decodes=decodes)
 
-    def _compose(self, video: Video, head) -> Composition:
+    def _compose(self, video: Video, head, state: FoldState) -> Composition:
+        """The draft the fold filled while recording, when it is still open; else a new
+        upload at the key named by the chunk count."""
+        if state.draft is not None:
+            draft = self.store.resume_composition(state.draft["key"], state.draft["upload_id"],
+                                                  list_parts=True)
+            if draft is not None:
+                return draft
         container = containers.sniff(head.raw)
         key = self.store.compiled_key(video.video_id, video.chunk_count, container.extension)
         return self.store.start_composition(key, container.content_type_for(head.has_video))
 
     @staticmethod
     def _copy(composition: Composition, video: Video, copied: int, state: FoldState) -> int:
-        """Have S3 copy segments copied..n-1 of the n in `state` into their parts; returns n."""
+        """Have S3 copy segments copied..n-1 of the n in `state` into their parts, but those
+        a draft holds already (an extension replaces its segment's part); returns n."""
         for number in range(copied, len(state.sizes)):
+            extended_to = _extended_to(state, number)
+            if number + 1 in composition.held and extended_to is None:
+                continue
             composition.copy_segment(number + 1, video.video_id, number, state.sizes[number],
-                                     _extended_to(state, number))
+                                     extended_to)
         return max(copied, len(state.sizes))
 
     def _write_from(self, video: Video, folded: Folded, index, rest: bytes, path: str,

@@ -12,7 +12,8 @@ from chalicelib.adapters.memory_catalog import MemoryCatalog
 from chalicelib.adapters.keys import piece_key
 from chalicelib.adapters.memory_store import MemoryStore
 from chalicelib.errors import ChunkMissing, ConditionFailed, StorageUnavailable
-from chalicelib.models import JoinMethod, MediaSummary
+from chalicelib.models import JoinMethod, MediaSummary, Rendition, RenditionState
+from chalicelib.ports import JOIN, RENDITION
 from chalicelib.settings import get_settings
 from chalicelib.transfers import Transfers
 
@@ -405,6 +406,27 @@ def test_a_composition_joins_sent_and_copied_parts_in_order(backend):
                                                             copied_in_s3=5 * MIB)
 
 
+def test_a_draft_keeps_its_parts_until_a_later_composition_completes_it(backend):
+    store = backend.store
+    store.put_segment(7, 1, b"b" * (5 * MIB))
+    store.put_segment(7, 2, b"c" * (5 * MIB))
+    draft = store.start_composition(store.draft_key(7, 2, "webm"), "video/webm")
+    draft.copy_segment(2, 7, 1, 5 * MIB)
+    draft.wait()  # while recording: the part is in S3, the upload stays open
+    later = store.resume_composition(draft.key, draft.upload_id)
+    later.copy_segment(3, 7, 2, 5 * MIB)
+    later.wait()
+    join = store.resume_composition(draft.key, draft.upload_id, list_parts=True)
+    assert join.held == {2, 3}
+    join.send(1, b"a" * (5 * MIB))
+    join.send(4, b"tail")
+    join.complete()
+    assert read_object(backend, draft.key) == (b"a" * (5 * MIB) + b"b" * (5 * MIB)
+                                               + b"c" * (5 * MIB) + b"tail")
+    # Completed: a join or a fold that finds it again learns it is no more.
+    assert store.resume_composition(draft.key, draft.upload_id, list_parts=True) is None
+
+
 def test_the_store_counts_the_bytes_it_reads_and_writes(backend, tmp_path):
     store = backend.store
     before = store.transfers.snapshot()
@@ -513,3 +535,102 @@ def test_a_chunk_is_read_a_range_at_a_time(backend):
     assert store.read_chunk(7, 0, first_byte=95, max_bytes=10) == bytes(range(95, 100))
     assert store.read_chunk(7, 0, first_byte=40) == bytes(range(40, 100))
     assert store.read_chunk(7, 0, first_byte=100, max_bytes=10) == b""
+
+
+# --- the MP4 rendition (chalicelib.renditions) ------------------------------------------
+
+def _joined(catalog, chunks: int = 2):
+    video = catalog.create("h", "p", 1.0)
+    for _ in range(chunks):
+        claim(catalog, video.video_id, 1, None, 1.0)
+    catalog.finish_join(video.video_id, chunks, f"k{chunks}", None, MEDIA)
+    return video.video_id
+
+
+def test_a_rendition_is_asked_for_once_until_it_stalls_and_its_job_renews_it(backend):
+    catalog = backend.catalog
+    video_id = _joined(catalog)
+    assert catalog.request_rendition(video_id, 1, 10.0, stall_seconds=60) is False  # not compiled
+    assert catalog.request_rendition(video_id, 2, 10.0, stall_seconds=60) is True
+    pending = catalog.get(video_id).current_rendition()
+    assert (pending.chunks, pending.state, pending.requested_at) == (2, RenditionState.PENDING, 10.0)
+    assert catalog.request_rendition(video_id, 2, 30.0, stall_seconds=60) is False
+    assert catalog.renew_rendition(video_id, 2, 50.0) is True  # the running job's heartbeat
+    assert catalog.request_rendition(video_id, 2, 100.0, stall_seconds=60) is False
+    assert catalog.request_rendition(video_id, 2, 110.0, stall_seconds=60) is True  # stalled
+    assert catalog.renew_rendition(video_id, 1, 120.0) is False
+
+
+def test_a_rendition_result_is_recorded_and_not_asked_for_again(backend):
+    catalog = backend.catalog
+    video_id = _joined(catalog)
+    catalog.request_rendition(video_id, 2, 10.0, stall_seconds=60)
+    ready = Rendition(2, RenditionState.READY, key="r2", byte_size=1000, video_codec="h264",
+                      audio_codec="aac")
+    assert catalog.finish_rendition(video_id, ready) == []
+    assert catalog.get(video_id).current_rendition() == ready
+    assert catalog.renew_rendition(video_id, 2, 20.0) is False  # no longer pending
+    assert catalog.request_rendition(video_id, 2, 1000.0, stall_seconds=60) is False
+    # the same rendition made again (a duplicate message) writes the same result
+    assert catalog.finish_rendition(video_id, ready) == []
+    failed = Rendition(2, RenditionState.FAILED, error="no frames")
+    assert catalog.finish_rendition(video_id, failed) == ["r2"]
+    assert catalog.get(video_id).current_rendition() == failed
+
+
+def test_a_newer_join_forgets_the_rendition_and_an_older_result_never_replaces_it(backend):
+    catalog = backend.catalog
+    video_id = _joined(catalog)
+    catalog.request_rendition(video_id, 2, 10.0, stall_seconds=60)
+    old = Rendition(2, RenditionState.READY, key="r2", byte_size=1, video_codec="h264")
+    catalog.finish_rendition(video_id, old)
+    claim(catalog, video_id, 1, None, 20.0)
+    # the older object's rendition is one of the objects a newer join replaces
+    assert sorted(catalog.finish_join(video_id, 3, "k3", None, MEDIA)) == ["k2", "r2"]
+    assert catalog.get(video_id).rendition is None
+    with pytest.raises(ConditionFailed):  # a job of the older object finishing late
+        catalog.finish_rendition(video_id, Rendition(2, RenditionState.READY, key="r2b"))
+    assert catalog.request_rendition(video_id, 2, 30.0, stall_seconds=60) is False
+    assert catalog.request_rendition(video_id, 3, 30.0, stall_seconds=60) is True
+    newer = Rendition(3, RenditionState.TOO_LONG, error="too long")
+    assert catalog.finish_rendition(video_id, newer) == []
+    assert catalog.get(video_id).current_rendition() == newer
+
+
+def test_a_rendition_never_brings_a_deleted_video_back(backend):
+    catalog = backend.catalog
+    video_id = _joined(catalog)
+    catalog.request_rendition(video_id, 2, 10.0, stall_seconds=60)
+    catalog.delete(video_id)
+    assert catalog.request_rendition(video_id, 2, 100.0, stall_seconds=60) is False
+    assert catalog.renew_rendition(video_id, 2, 100.0) is False
+    with pytest.raises(ConditionFailed):
+        catalog.finish_rendition(video_id, Rendition(2, RenditionState.READY, key="r"))
+    assert catalog.get(video_id) is None
+
+
+def test_a_rendition_is_kept_with_the_compiled_video_and_goes_with_the_video(backend, tmp_path):
+    store = backend.store
+    key = store.rendition_key(9, 3)
+    assert key.startswith("videos/9/compiled/") and key != store.compiled_key(9, 3, "mp4")
+    path = tmp_path / "r.mp4"
+    path.write_bytes(b"rendition")
+    store.upload_file(str(path), key, "video/mp4")
+    store.put_chunk(9, 0, b"chunk")
+    store.delete_sources(9)
+    copy = tmp_path / "copy.mp4"
+    store.download_file(key, str(copy))
+    assert copy.read_bytes() == b"rendition"
+    store.delete_video(9)
+    assert read_object(backend, key) is None
+
+
+def test_a_rendition_request_is_a_message_of_its_own_kind(backend):
+    queue = backend.queue
+    queue.schedule_rendition(7)
+    queue.schedule_join(8)
+    kinds = []
+    while (delivery := queue.receive()) is not None:
+        kinds.append((delivery.request.video_id, delivery.request.kind))
+        delivery.acknowledge()
+    assert sorted(kinds) == [(7, RENDITION), (8, JOIN)]

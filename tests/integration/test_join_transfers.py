@@ -57,10 +57,12 @@ def test_a_folded_recording_s_join_moves_its_tail_and_has_s3_copy_the_segments(s
     joined = joined_line(services, video_id)
     video = catalog.get(video_id)
     assert joined["join_method"] == "segments"
-    # Segment 0 goes out with the new head as part 1; S3 copies the others.
-    copied = sum(state.sizes[1:-1]) + extension.size
-    assert joined["bytes_copied_in_s3"] == copied
+    # Segment 0 goes out with the new head as part 1. The draft the fold filled while
+    # recording holds the other segments; the join has S3 copy the extension over the last.
+    assert video.compiled_key.endswith("/compiled/draft-000002.webm")
+    assert joined["bytes_copied_in_s3"] == extension.size
     # Written: every part that is not a copy (the head with segment 0, the tail), and the poster.
+    copied = sum(state.sizes[1:-1]) + extension.size
     assert joined["bytes_written"] == (stored_size(services, video.compiled_key) - copied
                                        + stored_size(services, video.poster_key))
     # Read: the fold state and the extension's, the chunks after the extension (from the

@@ -23,6 +23,7 @@ ACTIONS = {
     "s3.UploadPart": ["s3:PutObject"],
     "s3.UploadPartCopy": ["s3:PutObject", "s3:GetObject"],
     "s3.CompleteMultipartUpload": ["s3:PutObject"],
+    "s3.ListParts": ["s3:ListMultipartUploadParts"],
     "s3.CopyObject": ["s3:PutObject", "s3:GetObject"],
     "s3.DeleteObjects": ["s3:DeleteObject"],
 }

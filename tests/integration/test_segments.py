@@ -261,6 +261,50 @@ def test_an_extension_older_than_a_segment_s_worth_is_passed_over(on_moto, tmp_p
     assert packets(compiled(video_id, catalog), tmp_path, "out.webm") == packets(data, tmp_path, "in.webm")
 
 
+def test_a_draft_that_is_gone_leaves_the_join_to_compose_from_the_segments(on_moto, tmp_path):
+    services = on_moto
+    catalog, bucket = services.backend.catalog, get_settings().bucket_name
+    data = long_recording()
+    video_id, _ = record(services, in_chunks(data), fold_every=5)
+    [draft] = aws.s3().list_multipart_uploads(Bucket=bucket)["Uploads"]
+    # The bucket's lifecycle rule aborts a multipart upload left open for a day.
+    aws.s3().abort_multipart_upload(Bucket=bucket, Key=draft["Key"], UploadId=draft["UploadId"])
+    assert services.joiner.run(video_id) == "joined"
+    video = catalog.get(video_id)
+    assert video.compiled_key == f"videos/{video_id}/compiled/{video.chunk_count:06d}.webm"
+    assert packets(compiled(video_id, catalog), tmp_path, "out.webm") == packets(data, tmp_path, "in.webm")
+
+
+def test_a_recording_that_goes_on_after_a_join_gets_another_draft(on_moto, tmp_path):
+    services = on_moto
+    catalog, folder = services.backend.catalog, services.joiner.folder
+    data = long_recording()
+    chunks = in_chunks(data)
+    first_part = 2 * SEGMENT_BYTES // CHUNK + 10
+    video_id, token = record(services, chunks[:first_part], fold_every=5)
+    folder.fold(catalog.get(video_id))
+    assert catalog.get(video_id).segment_count == 2
+    assert services.joiner.run(video_id) == "joined"
+    first_key = catalog.get(video_id).compiled_key
+    assert first_key == f"videos/{video_id}/compiled/draft-000002.webm"
+    for number, chunk in enumerate(chunks[first_part:], start=1):
+        service_append(services, video_id, token, chunk)
+        if number % 5 == 0:
+            folder.fold(catalog.get(video_id))
+    video = catalog.get(video_id)
+    assert video.segment_count == 3
+    # The first draft was completed by the join: the next segment started another, which
+    # holds every segment after the first.
+    state = folder.state(video)
+    assert state.draft["key"] == f"videos/{video_id}/compiled/draft-000003.webm"
+    parts = aws.s3().list_parts(Bucket=get_settings().bucket_name, Key=state.draft["key"],
+                                UploadId=state.draft["upload_id"])["Parts"]
+    assert [part["PartNumber"] for part in parts] == [2, 3]
+    assert services.joiner.run(video_id) == "joined"
+    assert catalog.get(video_id).compiled_key == state.draft["key"]
+    assert packets(compiled(video_id, catalog), tmp_path, "out.webm") == packets(data, tmp_path, "in.webm")
+
+
 def test_segment_0_is_not_extended(on_moto):
     services = on_moto
     catalog, store = services.backend.catalog, services.backend.store
@@ -296,8 +340,12 @@ def test_a_finalized_recording_keeps_only_its_compiled_video_and_poster(on_moto,
     assert services.joiner.run(video_id) == "joined"
     listing = aws.s3().list_objects_v2(Bucket=get_settings().bucket_name, Prefix=f"videos/{video_id}/")
     keys = sorted(o["Key"] for o in listing["Contents"])
-    assert keys == [f"videos/{video_id}/compiled/{len(in_chunks(data)):06d}.{ext}" for ext in ("jpg", "webm")]
     catalog = services.backend.catalog
+    # The video is the draft the fold filled while recording, completed by the join.
+    compiled_key = catalog.get(video_id).compiled_key
+    assert compiled_key == f"videos/{video_id}/compiled/draft-000002.webm"
+    assert keys == sorted([f"videos/{video_id}/compiled/{len(in_chunks(data)):06d}.jpg", compiled_key])
+    assert aws.s3().list_multipart_uploads(Bucket=get_settings().bucket_name).get("Uploads", []) == []
     assert packets(compiled(video_id, catalog), tmp_path, "out.webm") == packets(data, tmp_path, "in.webm")
     assert status_of(services.videos, video_id, token)["status"] == "ready"
 
