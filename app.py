@@ -17,7 +17,7 @@ from chalicelib.uploads import (
     check_digest,
     chunk_from_body,
 )
-from chalicelib.videos import parse_piece_id, parse_video_id
+from chalicelib.videos import parse_format, parse_piece_id, parse_video_id
 
 # configure_logs=False: chalice's own handler on the app's logger (the one powertools
 # formats) would print every line twice, once as plain text without the correlation id.
@@ -44,6 +44,7 @@ HTTP_STATUS = {
     errors.InvalidUpload: 400,
     errors.DigestMismatch: 400,
     errors.NoChunks: 400,
+    errors.UnsupportedFormat: 400,
     errors.MissingToken: 401,
     errors.WrongToken: 403,
     errors.VideoNotFound: 404,
@@ -52,6 +53,7 @@ HTTP_STATUS = {
     errors.ChunkTooLarge: 413,
     errors.InvalidRange: 416,
     errors.NotPlayable: 422,
+    errors.RenditionUnavailable: 422,
     errors.StorageUnavailable: 503,
 }
 
@@ -160,8 +162,10 @@ def append_video(video_id):
 
 @api_route("/get_video/{video_id}", methods=["GET"], content_types=ANY_CONTENT_TYPE)
 def get_video(video_id):
-    download = (app.current_request.query_params or {}).get("download") in ("1", "true")
-    playback = services().videos.playback(parse_video_id(video_id), _token(), _url_token(), download)
+    query = app.current_request.query_params or {}
+    download = query.get("download") in ("1", "true")
+    playback = services().videos.playback(parse_video_id(video_id), _token(), _url_token(), download,
+                                          parse_format(query.get("format")))
     if playback.url is None:
         seconds = get_settings().retry_after_seconds
         return Response(responses.processing_body(seconds), status_code=202,
@@ -233,6 +237,7 @@ def expire_abandoned(event):
 # save only the per-request charge.
 @app.on_sqs_message(queue_arn="arn:aws:sqs:::JoinQueue", batch_size=1)
 def join_videos(event):
-    """The join of each message; answers the messages that failed (batchItemFailures), which
+    """The job of each message (a join, or a video's MP4 rendition); answers the messages that failed (batchItemFailures), which
     alone come back. The trigger needs FunctionResponseTypes: ReportBatchItemFailures."""
-    return join_batch(event.to_dict(), services().joiner, services().backend.queue)
+    return join_batch(event.to_dict(), services().joiner, services().backend.queue,
+                      services().renditions)

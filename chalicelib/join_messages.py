@@ -29,7 +29,8 @@ from chalicelib.adapters.sqs import join_request_of
 from chalicelib.errors import FoldSuperseded, StorageUnavailable
 from chalicelib.joiner import Joiner
 from chalicelib.models import JoinOutcome
-from chalicelib.ports import JobQueue
+from chalicelib.ports import RENDITION, JobQueue
+from chalicelib.renditions import RenditionJob
 
 logger = Logger(child=True)
 
@@ -41,17 +42,22 @@ RETRY_SECONDS = 30  # the first retry of an interrupted join; then 60, 120... at
 _processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 
 
-def join_batch(event: dict, joiner: Joiner, queue: JobQueue) -> dict:
-    """Run the join of each message of an SQS event (its raw dict), one after another."""
+def join_batch(event: dict, joiner: Joiner, queue: JobQueue,
+               renditions: RenditionJob | None = None) -> dict:
+    """Run the job of each message of an SQS event (its raw dict), one after another: a
+    join, or (kind "rendition") the rendition job. Without `renditions` a rendition message
+    fails (it is not this caller's to drop)."""
     return process_partial_response(event=event, processor=_processor,
-                                    record_handler=functools.partial(_join, joiner=joiner, queue=queue))
+                                    record_handler=functools.partial(_join, joiner=joiner, queue=queue,
+                                                                     renditions=renditions))
 
 
 def retry_delay(deliveries: int | None) -> int:
     return min(RETRY_SECONDS * 2 ** ((deliveries or 1) - 1), 900)
 
 
-def _join(record: SQSRecord, joiner: Joiner, queue: JobQueue) -> JoinOutcome:
+def _join(record: SQSRecord, joiner: Joiner, queue: JobQueue,
+          renditions: RenditionJob | None = None):
     with observability.job_scope(record.message_id):
         deliveries = int(record.attributes.get("ApproximateReceiveCount") or 0) or None
         try:
@@ -65,7 +71,12 @@ def _join(record: SQSRecord, joiner: Joiner, queue: JobQueue) -> JoinOutcome:
             raise
         observability.about_video(request.video_id)
         try:
-            outcome = joiner.run(request.video_id, urgent=request.urgent)
+            if request.kind == RENDITION:
+                if renditions is None:
+                    raise RuntimeError("a rendition message, and no rendition job to run it")
+                outcome = renditions.run(request.video_id)
+            else:
+                outcome = joiner.run(request.video_id, urgent=request.urgent)
         except (StorageUnavailable, FoldSuperseded) as error:
             logger.warning("join interrupted: the message comes back",
                            extra={"error": str(error), "deliveries": deliveries})
@@ -79,6 +90,6 @@ def _join(record: SQSRecord, joiner: Joiner, queue: JobQueue) -> JoinOutcome:
             logger.exception("join message failed: it comes back", extra={"deliveries": deliveries})
             telemetry.join_message_failed("error")
             raise
-        logger.info("join job", extra={"outcome": outcome.value, "urgent": request.urgent,
-                                       "deliveries": deliveries})
+        logger.info(f"{request.kind} job", extra={"outcome": outcome.value, "urgent": request.urgent,
+                                                  "deliveries": deliveries})
         return outcome

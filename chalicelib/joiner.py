@@ -18,7 +18,7 @@ from typing import Callable
 
 from aws_lambda_powertools import Logger
 
-from chalicelib import telemetry, transfers
+from chalicelib import renditions, telemetry, transfers
 from chalicelib.errors import (
     ChunkMissing,
     ConditionFailed,
@@ -209,9 +209,23 @@ class Joiner:
         for key in replaced:
             self.store.delete(key)
         self._tidy(dataclasses.replace(video, compiled_chunks=video.chunk_count))
+        self._ask_for_rendition(video, media, prepared)
         logger.info("joined", extra={"video_id": video.video_id, "chunks": video.chunk_count,
                                      **media.as_dict(), **moved_now.as_log()})
         return JoinOutcome.JOINED
+
+    def _ask_for_rendition(self, video: Video, media, prepared: PreparedJoin) -> None:
+        """A compiled object that does not play everywhere gets an MP4 rendition, made by its
+        own job (chalicelib.renditions). The video is ready whatever becomes of it: an outage
+        here is logged, and the next GET ?format=mp4 asks for it."""
+        if not renditions.wanted(media, prepared.info):
+            return
+        try:
+            renditions.ask_for_rendition(
+                self.catalog, self.queue, dataclasses.replace(video, compiled_chunks=video.chunk_count),
+                self.clock(), self.settings.join_stall_seconds)
+        except StorageUnavailable:
+            logger.exception("could not ask for the rendition", extra={"video_id": video.video_id})
 
     def _tidy(self, video: Video) -> None:
         """A finished recording, joined and checked: what it was made from (its chunks and

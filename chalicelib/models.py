@@ -61,6 +61,39 @@ class MediaSummary:
         return cls(**values)
 
 
+class RenditionState(str, enum.Enum):
+    """Where the H.264/AAC MP4 rendition of one compiled object is (chalicelib.renditions)."""
+    PENDING = "pending"  # asked for (or being made: its job renews requested_at)
+    READY = "ready"  # made, at `key`
+    FAILED = "failed"  # could not be made; `error` says why
+    TOO_LONG = "too_long"  # longer than RENDITION_MAX_SECONDS: not made
+
+
+@dataclass(frozen=True)
+class Rendition:
+    """The MP4 rendition of the compiled object of `chunks` chunks, and its state."""
+    chunks: int  # the compiled chunk count it is (to be) made from
+    state: RenditionState
+    key: str | None = None  # set when ready
+    byte_size: int | None = None
+    video_codec: str | None = None
+    audio_codec: str | None = None
+    error: str | None = None  # failed, too_long
+    requested_at: float | None = None  # pending: asked for, or the running job's heartbeat
+
+    def as_dict(self) -> dict:
+        fields = dataclasses.asdict(self)
+        fields["state"] = self.state.value
+        return {name: value for name, value in fields.items() if value is not None}
+
+    @classmethod
+    def from_dict(cls, fields: dict) -> "Rendition":
+        known = {f.name for f in dataclasses.fields(cls)}
+        values = {name: value for name, value in fields.items() if name in known}
+        values["state"] = RenditionState(values["state"])
+        return cls(**values)
+
+
 @dataclass(frozen=True)
 class Video:
     """One video's record. Changed only through the catalog's conditional writes."""
@@ -91,6 +124,8 @@ class Video:
     last_chunk_digest: str | None = None  # SHA-256, hex
     finalized_at: float | None = None  # no more appends; joined at once
     playback_token_hash: str | None = None  # of the read-only token a player URL carries
+    # The MP4 rendition (chalicelib.renditions); only the one of compiled_chunks counts.
+    rendition: Rendition | None = None
 
     @property
     def committed_bytes(self) -> int:
@@ -142,6 +177,13 @@ class Video:
         if self.join_pending(now, stall_seconds, delay_seconds):
             return Status.PROCESSING
         return Status.RECORDING
+
+    def current_rendition(self) -> Rendition | None:
+        """The rendition of the compiled object as it is now (None for an older one)."""
+        if self.rendition is not None and self.compiled_chunks is not None \
+                and self.rendition.chunks == self.compiled_chunks:
+            return self.rendition
+        return None
 
     def with_segments_of(self, newer: "Video") -> "Video":
         """This record (a join's view of its chunks) with the fold progress of a newer read."""

@@ -14,7 +14,7 @@ import json
 import typing
 
 from chalicelib import errors, observability
-from chalicelib.models import JoinMethod, MediaSummary, Status
+from chalicelib.models import JoinMethod, MediaSummary, RenditionState, Status
 from chalicelib.responses import FIRST_CHUNK_MESSAGE, LATER_CHUNK_MESSAGE
 
 OPENAPI_VERSION = "3.1.0"
@@ -27,6 +27,9 @@ ERROR_DETAILS = {
                                                "description": "where the recording ends: resume there"}},
     errors.VideoFinalized: {"committed_bytes": {"type": "integer", "minimum": 0}},
     errors.ChunkTooLarge: {"limit_bytes": {"type": "integer", "minimum": 1}},
+    errors.RenditionUnavailable: {"state": {
+        "type": "string", "enum": ["failed", "too_long", "none"],
+        "description": "the rendition's state (`none`: an audio-only recording gets none)"}},
 }
 
 
@@ -71,6 +74,25 @@ def _video_status_properties() -> dict:
         **_media_properties(),
         "poster_url": {"type": ["string", "null"],
                        "description": "presigned; null for audio-only recordings"},
+        "renditions": {
+            "type": "array", "description": (
+                "the H.264/AAC MP4 rendition of the compiled object (GET /get_video?format=mp4), "
+                "once asked for; empty when none was (it plays everywhere as it is, or is "
+                "audio only)"),
+            "items": {
+                "type": "object", "additionalProperties": False,
+                "required": ["format", "state", "byte_size", "video_codec", "audio_codec"],
+                "properties": {
+                    "format": {"const": "mp4"},
+                    "state": {"type": "string", "enum": [s.value for s in RenditionState]},
+                    "byte_size": {"type": ["integer", "null"], "minimum": 1},
+                    "video_codec": {"type": ["string", "null"]},
+                    "audio_codec": {"type": ["string", "null"]},
+                    "error": {"type": "string",
+                              "description": "why it failed or is not made (failed, too_long)"},
+                },
+            },
+        },
         "error": {"type": "string", "description": "why the join failed (status failed)"},
         "segments_declined": {"type": "string", "description": (
             "why the recording cannot be composed from the segments folded while it went on "
@@ -174,6 +196,12 @@ _PARAMETERS = {
         "schema": {"type": "string", "enum": ["1", "true"]},
         "description": "the Location is served as an attachment (`video-<id>.<ext>`): saved, "
                        "not played"},
+    "format": {
+        "name": "format", "in": "query", "required": False,
+        "schema": {"type": "string", "enum": ["mp4"]},
+        "description": "`mp4`: the H.264/AAC MP4 rendition, which plays everywhere (iOS Safari "
+                       "included); the original itself when it already is H.264/AAC in MP4. "
+                       "Without it, the video as recorded. Any other value is a 400."},
     "ContentRange": {
         "name": "Content-Range", "in": "header", "required": False,
         # No pattern: whether a range is one (first <= last < total) is more than a regex
@@ -304,14 +332,18 @@ OPERATIONS = {
     ("/get_video/{video_id}", "GET"): {
         "operationId": "get_video", "summary": "Play the video",
         "description": "A GET on a video whose chunks changed since the last join asks for one "
-                       "and answers 202.",
-        "security": PLAYER, "parameters": ["video_id", "download"],
+                       "and answers 202. With `?format=mp4`, a 202 also while the MP4 rendition "
+                       "is being made (asked for if none is pending), and a 422 "
+                       "RenditionUnavailable when it failed or the video is too long for one.",
+        "security": PLAYER, "parameters": ["video_id", "download", "format"],
         "responses": {
-            "302": _json("Playback", "to the compiled video (a `Range` request to it gives 206)",
-                         ("Location",)),
-            "202": _json("Processing", "being joined: ask again after Retry-After", ("RetryAfter",)),
+            "302": _json("Playback", "to the compiled video, or its MP4 rendition (a `Range` "
+                         "request to it gives 206)", ("Location",)),
+            "202": _json("Processing", "being joined, or its rendition made: ask again after "
+                         "Retry-After", ("RetryAfter",)),
         },
-        "errors": [*_ON_A_VIDEO, errors.NoChunks, errors.NotPlayable],
+        "errors": [*_ON_A_VIDEO, errors.NoChunks, errors.NotPlayable, errors.UnsupportedFormat,
+                   errors.RenditionUnavailable],
     },
     ("/videos/{video_id}", "GET"): {
         "operationId": "video_status", "summary": "The video's status",

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
 
+from chalicelib import renditions
 from chalicelib.errors import VideoError
 from chalicelib.models import Status
 from chalicelib.videos import VideoService, VideoView
@@ -176,11 +177,19 @@ def _ready(video_id: int, url_token: str | None, view: VideoView, base: str) -> 
         meta.append(("video:duration", str(int(round(media.duration)))))
     head = "".join(f'<meta property="{e(name)}" content="{e(value)}">\n' for name, value in meta)
     poster = f' poster="{e(poster_url)}"' if poster_url else ""
+    # Each browser plays the first source it can: the H.264/AAC MP4 rendition first (iOS
+    # Safari plays no WebM; until the rendition is made it answers 202 and the browser goes
+    # on to the next source), then the original as recorded.
+    sources = [(video_url, media.content_type)]
+    if renditions.wanted(media):
+        sources.insert(0, (f"{base}get_video/{video_id}/?format=mp4&token={token}",
+                           renditions.CONTENT_TYPE))
+    source_tags = "".join(f'<source src="{e(url)}" type="{e(kind)}">' for url, kind in sources)
     codecs = ", ".join(c for c in (media.video_codec, media.audio_codec) if c) or "unknown"
     frame = f"{media.width} × {media.height}" if media.width and media.height else "audio only"
     body = (f"<h1>{e(title)}</h1>\n"
-            f'<video id="video" controls playsinline preload="metadata" src="{e(video_url)}"{poster}>'
-            f"</video>\n<dl>\n"
+            f'<video id="video" controls playsinline preload="metadata"{poster}>'
+            f"{source_tags}</video>\n<dl>\n"
             f"<dt>Duration</dt><dd id=\"duration\">{e(_duration(media.duration))}</dd>\n"
             f"<dt>Size</dt><dd id=\"size\">{e(_size(media.byte_size))}</dd>\n"
             f"<dt>Picture</dt><dd>{e(frame)}</dd>\n"

@@ -2,7 +2,7 @@
 import time
 
 from chalicelib.errors import StorageUnavailable, VideoError
-from chalicelib.models import Status
+from chalicelib.models import Status, Video
 from chalicelib.videos import Appended, Created, Piece, VideoView
 
 FIRST_CHUNK_MESSAGE = "Video added successfully"
@@ -24,12 +24,25 @@ def video_body(view: VideoView) -> dict:
         body["compiled_chunk_count"] = video.compiled_chunks
         body.update(video.media.as_dict())
         body["poster_url"] = view.poster_url
+        body["renditions"] = renditions_body(video)
     if video.segments_off is not None:
         # Why its joins read every chunk through ffmpeg instead of composing segments.
         body["segments_declined"] = video.segments_off
     if view.status is Status.FAILED:
         body["error"] = video.error
     return body
+
+
+def renditions_body(video: Video) -> list[dict]:
+    """The renditions of the compiled object as it is now: the MP4 one, once asked for."""
+    rendition = video.current_rendition()
+    if rendition is None:
+        return []
+    entry = {"format": "mp4", "state": rendition.state.value, "byte_size": rendition.byte_size,
+             "video_codec": rendition.video_codec, "audio_codec": rendition.audio_codec}
+    if rendition.error is not None:
+        entry["error"] = rendition.error
+    return [entry]
 
 
 def created_body(created: Created) -> dict:

@@ -53,6 +53,11 @@ class Settings:
     # time, so a block of 20 cuts the counter's writes twentyfold and an instance recycled
     # mid-block leaves a gap of at most 19 ids.
     id_block_size: int = 1
+    # The MP4 rendition (chalicelib.renditions): a video longer than this many seconds gets
+    # none (state too_long; 0: no bound), and render() runs on this many threads (0: one
+    # per CPU). On AWS the whole rendition runs in one join function invocation (900 s).
+    rendition_max_seconds: int = 3600
+    rendition_workers: int = 0
 
     @property
     def tokens_required(self) -> bool:
@@ -116,4 +121,6 @@ def get_settings() -> Settings:
         s3_endpoint_url=(os.environ.get("AWS_ENDPOINT_URL_S3", "").strip()
                          or os.environ.get("AWS_ENDPOINT_URL", "").strip() or None),
         id_block_size=_integer("ID_BLOCK_SIZE", 1, minimum=1),
+        rendition_max_seconds=_integer("RENDITION_MAX_SECONDS", 3600),
+        rendition_workers=_integer("RENDITION_WORKERS", 0),
     )

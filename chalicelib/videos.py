@@ -21,12 +21,15 @@ from chalicelib.errors import (
     NoChunks,
     NotPlayable,
     RangeConflict,
+    RenditionUnavailable,
     StorageUnavailable,
+    UnsupportedFormat,
     VideoFinalized,
     VideoNotFound,
     shown,
 )
-from chalicelib.models import Status, Video
+from chalicelib import renditions
+from chalicelib.models import RenditionState, Status, Video
 from chalicelib.ports import Backend
 from chalicelib.settings import Settings
 from chalicelib.uploads import ByteRange
@@ -53,6 +56,16 @@ _PIECE_ID = re.compile(r"[0-9a-f]{32}")  # what start_piece hands out
 def parse_piece_id(raw: str) -> str:
     if not _PIECE_ID.fullmatch(raw or ""):
         raise InvalidUpload(f"{shown(raw)} is not a piece id: start a piece with POST /videos/<id>/pieces")
+    return raw
+
+
+def parse_format(raw: str | None) -> str | None:
+    """`?format=`: None (the original, as recorded) or `mp4` (the H.264/AAC rendition)."""
+    if raw is None:
+        return None
+    if raw not in renditions.FORMATS:
+        raise UnsupportedFormat(f"{shown(raw)} is not a format: ?format=mp4 (H.264/AAC), or no "
+                                "?format for the video as recorded")
     return raw
 
 
@@ -250,10 +263,10 @@ class VideoService:
                              "send the chunk that starts there", committed_bytes=video.committed_bytes)
 
     def playback(self, video_id: int, token: str | None, url_token: str | None = None,
-                 download: bool = False) -> Playback:
+                 download: bool = False, format: str | None = None) -> Playback:
         """Where to play the video (or, with `download`, to save it as a file). `token` from
         the Authorization header (either token), `url_token` from the URL (the playback
-        token only)."""
+        token only). `format` "mp4": the H.264/AAC rendition (see _rendition)."""
         video = self._readable(video_id, token, url_token)
         now = self.clock()
         status = self._status_of(video, now)
@@ -261,6 +274,8 @@ class VideoService:
             raise NoChunks("no chunk was appended to this video yet")
         if status is Status.FAILED:
             raise NotPlayable(f"the chunks do not make a playable video: {video.error}")
+        if status is Status.READY and format == renditions.FORMAT_MP4:
+            return self._rendition(video, now, download)
         if status is Status.READY:
             return Playback(self.store.presigned_get(video.compiled_key, download),
                             video.media.content_type)
@@ -268,6 +283,27 @@ class VideoService:
                 video.join_urgent_at is None or now - video.join_urgent_at >= URGENT_JOIN_LOST_SECONDS):
             self._schedule_join(video_id, now, delay_seconds=0, urgent=True,
                                 stall_seconds=URGENT_JOIN_LOST_SECONDS)
+        return Playback(None)
+
+    def _rendition(self, video: Video, now: float, download: bool) -> Playback:
+        """The MP4 rendition of a ready video: its URL when made; the original when that
+        already is H.264/AAC in MP4; None (202) while it is being made, asked for when none
+        is pending (or the one pending was not heard of for JOIN_STALL_SECONDS);
+        RenditionUnavailable when it failed, the video is too long, or it has no video."""
+        current = video.current_rendition()
+        if current is not None and current.state is RenditionState.READY:
+            return Playback(self.store.presigned_get(current.key, download), renditions.CONTENT_TYPE)
+        if current is not None and current.state in (RenditionState.FAILED, RenditionState.TOO_LONG):
+            raise RenditionUnavailable(f"there is no MP4 rendition of this video: {current.error}",
+                                       state=current.state.value)
+        if not renditions.wanted(video.media):
+            if renditions.plays_everywhere(video.media):
+                return Playback(self.store.presigned_get(video.compiled_key, download),
+                                video.media.content_type)
+            raise RenditionUnavailable("an audio-only recording has no MP4 rendition: play the "
+                                       "original (no ?format)", state="none")
+        renditions.ask_for_rendition(self.catalog, self.queue, video, now,
+                                     self.settings.join_stall_seconds)
         return Playback(None)
 
     def status(self, video_id: int, token: str | None, url_token: str | None = None) -> VideoView:

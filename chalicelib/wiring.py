@@ -23,6 +23,7 @@ from chalicelib.media.fold import Folder
 from chalicelib.media.joins import JoinStrategy
 from chalicelib.media.segment_join import SegmentJoin
 from chalicelib.ports import Backend
+from chalicelib.renditions import RenditionJob
 from chalicelib.settings import Settings
 from chalicelib.videos import VideoService
 
@@ -33,6 +34,7 @@ class Services:
     backend: Backend
     videos: VideoService  # the API's use cases
     joiner: Joiner  # the join job
+    renditions: RenditionJob  # the MP4 rendition job
 
 
 def aws_backend(settings: Settings) -> Backend:
@@ -68,4 +70,5 @@ def build(settings: Settings, backend: Backend | None = None,
         settings=settings, backend=backend,
         videos=VideoService(settings, backend, clock),
         joiner=Joiner(settings, backend, strategies, folder, ffmpeg, clock),
+        renditions=RenditionJob(settings, backend, ffmpeg, clock),
     )

@@ -32,7 +32,7 @@ from botocore.exceptions import ClientError
 from chalicelib import aws
 from chalicelib.adapters.id_blocks import IdBlocks
 from chalicelib.errors import ConditionFailed
-from chalicelib.models import MediaSummary, Video
+from chalicelib.models import MediaSummary, Rendition, RenditionState, Video
 
 COUNTER_ID = 0
 TTL_ATTRIBUTE = "expires_at"
@@ -80,6 +80,7 @@ def _video(item: dict) -> Video:
         segments_off=item.get("segments_off"),
         last_chunk_size=item.get("last_chunk_size"), last_chunk_digest=item.get("last_chunk_digest"),
         finalized_at=item.get("finalized_at"), playback_token_hash=item.get("playback_token_hash"),
+        rendition=Rendition.from_dict(item["rendition"]) if item.get("rendition") else None,
     )
 
 
@@ -277,8 +278,9 @@ class DynamoCatalog:
         if poster_key is not None:
             expression += ", poster_key = :poster"
             values[":poster"] = poster_key
+        # The rendition was of the older object: forgotten, and its object replaced.
         expression += (" REMOVE join_started_at, join_alive_at, joining_chunks, failed_chunks, #error, "
-                       + TTL_ATTRIBUTE)
+                       "rendition, " + TTL_ATTRIBUTE)
         if poster_key is None:
             expression += ", poster_key"
         result = self._update(
@@ -286,8 +288,43 @@ class DynamoCatalog:
             UpdateExpression=expression, ExpressionAttributeNames=names,
             ExpressionAttributeValues=values, ReturnValues="UPDATED_OLD")
         old = result.get("Attributes", {})
-        return [old[name] for name in ("compiled_key", "poster_key")
-                if old.get(name) and old[name] not in (compiled_key, poster_key)]
+        old_keys = [old.get(name) for name in ("compiled_key", "poster_key")]
+        old_keys.append((old.get("rendition") or {}).get("key"))
+        return [key for key in old_keys if key and key not in (compiled_key, poster_key)]
+
+    def request_rendition(self, video_id: int, chunk_count: int, now: float,
+                          stall_seconds: int) -> bool:
+        stalled = (Attr("rendition.chunks").eq(chunk_count)
+                   & Attr("rendition.state").eq(RenditionState.PENDING.value)
+                   & Attr("rendition.requested_at").lte(_dynamo(now - stall_seconds)))
+        wanted = Attr("compiled_chunks").eq(chunk_count) & (
+            Attr("rendition").not_exists() | Attr("rendition.chunks").lt(chunk_count) | stalled)
+        pending = Rendition(chunk_count, RenditionState.PENDING, requested_at=now)
+        try:
+            self._update(video_id, wanted, UpdateExpression="SET rendition = :rendition",
+                         ExpressionAttributeValues={":rendition": _dynamo(pending.as_dict())})
+        except ConditionFailed:
+            return False
+        return True
+
+    def renew_rendition(self, video_id: int, chunk_count: int, now: float) -> bool:
+        pending = (Attr("rendition.chunks").eq(chunk_count)
+                   & Attr("rendition.state").eq(RenditionState.PENDING.value))
+        try:
+            self._update(video_id, pending, UpdateExpression="SET rendition.requested_at = :now",
+                         ExpressionAttributeValues={":now": _dynamo(now)})
+        except ConditionFailed:
+            return False
+        return True
+
+    def finish_rendition(self, video_id: int, rendition: Rendition) -> list[str]:
+        current = Attr("compiled_chunks").eq(rendition.chunks) & (
+            Attr("rendition").not_exists() | Attr("rendition.chunks").lte(rendition.chunks))
+        result = self._update(video_id, current, UpdateExpression="SET rendition = :rendition",
+                              ExpressionAttributeValues={":rendition": _dynamo(rendition.as_dict())},
+                              ReturnValues="UPDATED_OLD")
+        key = (result.get("Attributes", {}).get("rendition") or {}).get("key")
+        return [key] if key and key != rendition.key else []
 
     def fail_join(self, video_id: int, chunk_count: int, reason: str) -> None:
         self._update(

@@ -11,7 +11,7 @@ from typing import Callable
 
 from chalicelib.adapters.id_blocks import IdBlocks
 from chalicelib.errors import ConditionFailed
-from chalicelib.models import MediaSummary, Video
+from chalicelib.models import MediaSummary, Rendition, RenditionState, Video
 
 
 @dataclasses.dataclass
@@ -158,9 +158,52 @@ class MemoryCatalog:
             old = self._change(video_id, _older_than(chunk_count), compiled_chunks=chunk_count,
                                compiled_key=compiled_key, poster_key=poster_key, media=media,
                                join_started_at=None, join_alive_at=None, joining_chunks=None,
-                               failed_chunks=None, error=None)
-            return [key for key in (old.compiled_key, old.poster_key)
+                               failed_chunks=None, error=None, rendition=None)
+            rendition_key = old.rendition.key if old.rendition else None
+            return [key for key in (old.compiled_key, old.poster_key, rendition_key)
                     if key and key not in (compiled_key, poster_key)]
+
+    def request_rendition(self, video_id: int, chunk_count: int, now: float,
+                          stall_seconds: int) -> bool:
+        def wanted(video: Video) -> bool:
+            current = video.rendition
+            return video.compiled_chunks == chunk_count and (
+                current is None or current.chunks < chunk_count
+                or (current.chunks == chunk_count and current.state is RenditionState.PENDING
+                    and (current.requested_at or 0) <= now - stall_seconds))
+
+        with self._lock:
+            try:
+                self._change(video_id, wanted, rendition=Rendition(
+                    chunk_count, RenditionState.PENDING, requested_at=now))
+            except ConditionFailed:
+                return False
+            return True
+
+    def renew_rendition(self, video_id: int, chunk_count: int, now: float) -> bool:
+        def pending(video: Video) -> bool:
+            current = video.rendition
+            return (current is not None and current.chunks == chunk_count
+                    and current.state is RenditionState.PENDING)
+
+        with self._lock:
+            try:
+                old = self._change(video_id, pending)
+            except ConditionFailed:
+                return False
+            self._videos[video_id] = dataclasses.replace(
+                old, rendition=dataclasses.replace(old.rendition, requested_at=now))
+            return True
+
+    def finish_rendition(self, video_id: int, rendition: Rendition) -> list[str]:
+        def current(video: Video) -> bool:
+            return video.compiled_chunks == rendition.chunks and (
+                video.rendition is None or video.rendition.chunks <= rendition.chunks)
+
+        with self._lock:
+            old = self._change(video_id, current, rendition=rendition)
+            key = old.rendition.key if old.rendition else None
+            return [key] if key and key != rendition.key else []
 
     def fail_join(self, video_id: int, chunk_count: int, reason: str) -> None:
         with self._lock:

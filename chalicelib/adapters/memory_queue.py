@@ -5,7 +5,7 @@ import threading
 import time
 from typing import Callable
 
-from chalicelib.ports import JoinRequest
+from chalicelib.ports import RENDITION, JoinRequest
 
 
 class MemoryQueue:
@@ -22,6 +22,12 @@ class MemoryQueue:
             self._sequence += 1
             due = self.clock() + min(delay_seconds, 900)
             self._messages.append((due, self._sequence, JoinRequest(video_id, urgent)))
+
+    def schedule_rendition(self, video_id: int, delay_seconds: int = 0) -> None:
+        with self._lock:
+            self._sequence += 1
+            due = self.clock() + min(delay_seconds, 900)
+            self._messages.append((due, self._sequence, JoinRequest(video_id, False, RENDITION)))
 
     def receive(self, wait_seconds: int = 0) -> "MemoryDelivery | None":
         with self._lock:

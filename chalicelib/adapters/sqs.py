@@ -1,4 +1,5 @@
-"""The join queue on SQS: one message asks for one video's chunks to be joined.
+"""The join queue on SQS: one message asks for one video's chunks to be joined, or (kind
+"rendition") for the MP4 rendition of its compiled object.
 
 On AWS, messages trigger the join Lambda (`app.py`, on_sqs_message); under `make run` the
 local worker receives them from the same queue and runs the same handler.
@@ -8,18 +9,30 @@ import json
 from dataclasses import dataclass
 
 from chalicelib import aws
-from chalicelib.ports import JoinRequest
+from chalicelib.ports import JOIN, RENDITION, JoinRequest
 
 _SERVICE = "SQS"
 _LONGEST_DELAY = 900  # SQS's limit for DelaySeconds
 
 
 def message_body(request: JoinRequest) -> str:
+    """A join as it always was, `{"join": <id>, "urgent": ...}`; a rendition
+    `{"kind": "rendition", "video_id": <id>}`."""
+    if request.kind == RENDITION:
+        return json.dumps({"kind": RENDITION, "video_id": request.video_id})
     return json.dumps({"join": request.video_id, "urgent": request.urgent})
 
 
 def join_request_of(body: str) -> JoinRequest:
+    """The request of a message body; ValueError, KeyError or TypeError when it is not one."""
     message = json.loads(body)
+    if not isinstance(message, dict):
+        raise TypeError("a job message is a JSON object")
+    kind = message.get("kind", JOIN)
+    if kind == RENDITION:
+        return JoinRequest(int(message["video_id"]), False, RENDITION)
+    if kind != JOIN:
+        raise ValueError("an unknown kind of job")
     return JoinRequest(int(message["join"]), bool(message.get("urgent", False)))
 
 
@@ -50,6 +63,12 @@ class SqsQueue:
             self.client.send_message(QueueUrl=self.url,
                                      DelaySeconds=min(delay_seconds, _LONGEST_DELAY),
                                      MessageBody=message_body(JoinRequest(video_id, urgent)))
+
+    def schedule_rendition(self, video_id: int, delay_seconds: int = 0) -> None:
+        with aws.service_errors(_SERVICE):
+            self.client.send_message(QueueUrl=self.url,
+                                     DelaySeconds=min(delay_seconds, _LONGEST_DELAY),
+                                     MessageBody=message_body(JoinRequest(video_id, False, RENDITION)))
 
     def receive(self, wait_seconds: int = 0) -> SqsDelivery | None:
         with aws.service_errors(_SERVICE):

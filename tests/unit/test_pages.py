@@ -41,7 +41,7 @@ class _Meta(HTMLParser):
 
     def __init__(self):
         super().__init__()
-        self.properties, self.videos, self.links = {}, [], []
+        self.properties, self.videos, self.links, self.sources = {}, [], [], []
 
     def handle_starttag(self, tag, attrs):
         attrs = dict(attrs)
@@ -51,6 +51,8 @@ class _Meta(HTMLParser):
             self.videos.append(attrs)
         elif tag == "a":
             self.links.append(attrs)
+        elif tag == "source":
+            self.sources.append(attrs)
 
 
 def parsed(text: str) -> _Meta:
@@ -108,9 +110,13 @@ def test_share_page_shows_the_video_with_absolute_open_graph_urls(client, servic
     assert meta.properties["og:image"] == f"{base}watch/{video_id}/poster?token={token}"
     assert meta.properties["og:video:type"] == "video/webm"
     assert meta.videos == [{"id": "video", "controls": None, "playsinline": None,
-                            "preload": "metadata", "src": f"{base}get_video/{video_id}/?token={token}",
+                            "preload": "metadata",
                             "poster": f"{base}watch/{video_id}/poster?token={token}"}]
-    assert {"class": "button", "id": "download", "href": meta.videos[0]["src"] + "&download=1",
+    # The MP4 rendition first (what iOS Safari plays), then the original as recorded.
+    assert meta.sources == [
+        {"src": f"{base}get_video/{video_id}/?format=mp4&token={token}", "type": "video/mp4"},
+        {"src": f"{base}get_video/{video_id}/?token={token}", "type": "video/webm"}]
+    assert {"class": "button", "id": "download", "href": meta.sources[1]["src"] + "&download=1",
             "download": None} in meta.links
     assert "0:04 (4.2 s)" in text and "0.8 MB (812,345 bytes)" in text
     assert upload not in text  # the upload token never goes into the page

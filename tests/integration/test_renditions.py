@@ -1,0 +1,114 @@
+"""The MP4 rendition wired end to end on moto with the real ffmpeg: a VP8/Opus recording is
+appended, finalized and joined; the join asks for its rendition (a message of kind
+rendition on the join queue, handled by the same SQS handler); the rendition job makes an
+H.264/AAC MP4 that decodes and lasts as long as the joined video, served by
+GET /get_video/<id>/?format=mp4. An H.264/AAC recording gets no rendition job: the
+original is what ?format=mp4 serves. Short, small recordings keep this fast."""
+import os
+import subprocess
+
+import pytest
+from chalice.local import LambdaContext
+from chalice.test import Client
+
+import app as app_module
+from chalicelib.media.ffmpeg import Ffmpeg
+from chalicelib.ports import JOIN, RENDITION
+from devtools.worker import sqs_event
+from tests.helpers import body
+from tests.media_factory import cut, fragmented_mp4, unseekable_stream
+
+
+@pytest.fixture
+def client(aws):
+    app_module.services.cache_clear()
+    with Client(app_module.app) as test_client:
+        yield test_client
+    app_module.services.cache_clear()
+
+
+def record(client, data: bytes, content_type: str) -> tuple[int, dict]:
+    created = body(client.http.post("/create_video"))
+    video_id, auth = created["video_id"], {"Authorization": f"Bearer {created['upload_token']}"}
+    for chunk in cut(data, pieces=4):
+        answer = client.http.post(f"/append_video/{video_id}", body=chunk,
+                                  headers={**auth, "Content-Type": content_type})
+        assert answer.status_code == 200, answer.body
+    assert client.http.post(f"/videos/{video_id}/finalize", headers=auth).status_code == 200
+    return video_id, auth
+
+
+def run_queue() -> list[str]:
+    """Every queued message through app.join_videos (as the SQS trigger hands them over);
+    the kinds of the messages handled, in order."""
+    queue, kinds = app_module.services().backend.queue, []
+    while (delivery := queue.receive()) is not None:
+        kinds.append(delivery.request.kind)
+        answer = app_module.join_videos(sqs_event(delivery.body, delivery.receipt),
+                                        LambdaContext("join_videos", memory_size=1024))
+        assert not answer["batchItemFailures"], delivery.body
+        delivery.acknowledge()
+    return kinds
+
+
+def download(key: str, path) -> str:
+    app_module.services().backend.store.download_file(key, str(path))
+    return str(path)
+
+
+def decode_errors(path: str) -> str:
+    return subprocess.run([os.environ["FFMPEG_BINARY"], "-v", "error", "-i", path, "-f", "null", "-"],
+                          capture_output=True, timeout=60).stderr.decode()
+
+
+def test_a_vp8_opus_recording_gets_an_h264_aac_mp4_that_plays_as_long(client, tmp_path):
+    video_id, auth = record(client, unseekable_stream("webm", "vp8", "opus", seconds=3.0), "video/webm")
+    kinds = run_queue()
+    assert RENDITION in kinds and kinds.index(RENDITION) > kinds.index(JOIN)
+    status = body(client.http.get(f"/videos/{video_id}", headers=auth))
+    assert status["status"] == "ready" and status["video_codec"] == "vp8"
+    [rendition] = status["renditions"]
+    assert (rendition["format"], rendition["state"]) == ("mp4", "ready")
+    assert (rendition["video_codec"], rendition["audio_codec"]) == ("h264", "aac")
+    assert "error" not in rendition and rendition["byte_size"] > 0
+
+    served = client.http.get(f"/get_video/{video_id}/?format=mp4", headers=auth)
+    assert served.status_code == 302
+    assert ".h264.mp4" in served.headers["Location"]
+    assert body(served)["content_type"] == "video/mp4"
+    record_ = app_module.services().backend.catalog.get(video_id)
+    ffmpeg = Ffmpeg(os.environ["FFMPEG_BINARY"])
+    mp4 = download(record_.rendition.key, tmp_path / "rendition.mp4")
+    original = download(record_.compiled_key, tmp_path / "original.webm")
+    info = ffmpeg.probe(mp4)
+    assert (info.video.codec, info.audio.codec) == ("h264", "aac")
+    assert abs(info.duration - ffmpeg.probe(original).duration) <= 0.1
+    assert decode_errors(mp4) == ""
+    assert os.path.getsize(mp4) == rendition["byte_size"]
+    # the original is still the default answer
+    assert ".webm" in client.http.get(f"/get_video/{video_id}/", headers=auth).headers["Location"]
+    # the same rendition asked for again does nothing
+    assert app_module.services().renditions.run(video_id).value == "rendered already"
+    # a finished video keeps the compiled video, its poster and the rendition; a delete
+    # takes them all
+    store = app_module.services().backend.store
+    kept = sorted(item["Key"] for item in store.client.list_objects_v2(
+        Bucket=store.bucket, Prefix=f"videos/{video_id}/").get("Contents", []))
+    assert [key.rsplit("/", 2)[-2] for key in kept] == ["compiled"] * 3
+    assert any(key.endswith(".h264.mp4") for key in kept)
+    assert client.http.delete(f"/videos/{video_id}", headers=auth).status_code == 204
+    assert store.client.list_objects_v2(Bucket=store.bucket,
+                                        Prefix=f"videos/{video_id}/").get("Contents", []) == []
+
+
+def test_an_h264_aac_recording_gets_no_rendition_job_and_its_original_is_the_mp4(client):
+    video_id, auth = record(client, fragmented_mp4("h264", "aac", seconds=2.0), "video/mp4")
+    assert RENDITION not in run_queue()
+    status = body(client.http.get(f"/videos/{video_id}", headers=auth))
+    assert (status["status"], status["container"], status["renditions"]) == ("ready", "mp4", [])
+    served = client.http.get(f"/get_video/{video_id}/?format=mp4", headers=auth)
+    assert served.status_code == 302
+    location = served.headers["Location"]
+    assert f"videos/{video_id}/compiled/" in location and ".mp4" in location
+    assert ".h264.mp4" not in location
+    assert run_queue() == []  # nor did the GET ask for one

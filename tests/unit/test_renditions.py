@@ -1,0 +1,252 @@
+"""The MP4 rendition's state machine (chalicelib.renditions) and its answers over HTTP
+(GET /get_video/<id>/?format=mp4, the status's `renditions`), over the in-memory backend.
+The rendition itself is never encoded here (no process in the unit tier): render() is
+replaced where a job gets that far; tests/integration/test_renditions.py runs it for real."""
+import dataclasses
+import json
+import shutil
+
+import pytest
+
+from chalicelib import renditions
+from chalicelib.errors import NotPlayable
+from chalicelib.media.probe import MediaInfo, Stream
+from chalicelib.models import JoinMethod, MediaSummary, Rendition, RenditionState
+from chalicelib.ports import RENDITION
+from chalicelib.renditions import RenditionOutcome
+from tests.conftest import fixture_chunks
+
+VP8 = MediaSummary(container="webm", content_type="video/webm", duration=3.0, byte_size=99,
+                   join_method=JoinMethod.REMUX, audio_only=False, video_codec="vp8",
+                   width=640, height=360, audio_codec="opus")
+H264 = MediaSummary(container="mp4", content_type="video/mp4", duration=3.0, byte_size=99,
+                    join_method=JoinMethod.REMUX, audio_only=False, video_codec="h264",
+                    width=640, height=360, audio_codec="aac")
+OPUS_ONLY = MediaSummary(container="webm", content_type="audio/webm", duration=3.0, byte_size=99,
+                         join_method=JoinMethod.REMUX, audio_only=True, audio_codec="opus")
+
+
+def body(response) -> dict:
+    return json.loads(response.body)
+
+
+def ready_video(services, media: MediaSummary = VP8) -> tuple[int, dict, str]:
+    """A video joined (as the join job records it), its reader headers and playback token."""
+    created = services.videos.create()
+    video_id, token = created.view.video.video_id, created.upload_token
+    services.videos.append(video_id, token, fixture_chunks()[0])
+    store, catalog = services.backend.store, services.backend.catalog
+    key = store.compiled_key(video_id, 1, media.container)
+    store.objects[key] = b"original"
+    catalog.finish_join(video_id, 1, key, None, media)
+    while services.backend.queue.receive() is not None:  # the append's join request
+        pass
+    return video_id, {"Authorization": f"Bearer {token}"}, created.playback_token
+
+
+def queued_kinds(services) -> list[str]:
+    kinds = []
+    while (delivery := services.backend.queue.receive()) is not None:
+        kinds.append(delivery.request.kind)
+    return kinds
+
+
+def fake_render(services, monkeypatch, fail: str | None = None):
+    """render() that writes a file (or fails), and a probe that calls it H.264/AAC."""
+    def render(ffmpeg, source, out, workers=None, work_dir=None):
+        if fail:
+            raise NotPlayable(fail)
+        shutil.copyfile(source, out)
+        return renditions.media_rendition.Rendition(pieces=[])
+    monkeypatch.setattr(renditions.media_rendition, "render", render)
+    info = MediaInfo(3.0, (Stream("video", "h264", "High"), Stream("audio", "aac")))
+    monkeypatch.setattr(services.renditions.ffmpeg, "probe", lambda path: info)
+
+
+# --- which videos get one -------------------------------------------------------------
+
+def test_only_videos_that_are_not_h264_aac_in_mp4_want_a_rendition():
+    assert renditions.wanted(VP8)
+    assert not renditions.wanted(H264)
+    assert not renditions.wanted(OPUS_ONLY)
+    matroska_h264 = MediaSummary(**{**H264.__dict__, "container": "matroska"})
+    assert renditions.wanted(matroska_h264)  # H.264 in Matroska: not what iOS plays
+    ten_bit = MediaInfo(3.0, (Stream("video", "h264", "High 10"), Stream("audio", "aac")))
+    assert renditions.wanted(H264, ten_bit)
+
+
+# --- the job ----------------------------------------------------------------------------
+
+def test_the_job_renders_uploads_and_records_and_a_second_run_does_nothing(services, monkeypatch):
+    fake_render(services, monkeypatch)
+    video_id, _, _ = ready_video(services)
+    outcome = services.renditions.run(video_id)
+    assert outcome is RenditionOutcome.RENDERED
+    rendition = services.backend.catalog.get(video_id).current_rendition()
+    assert (rendition.state, rendition.key) == (RenditionState.READY, "videos/%d/compiled/000001.h264.mp4" % video_id)
+    assert (rendition.byte_size, rendition.video_codec, rendition.audio_codec) == (8, "h264", "aac")
+    assert services.backend.store.objects[rendition.key] == b"original"
+    assert services.backend.store.content_types[rendition.key] == "video/mp4"
+    assert services.renditions.run(video_id) is RenditionOutcome.UP_TO_DATE
+
+
+def test_a_video_longer_than_the_bound_is_too_long_and_nothing_is_encoded(services, monkeypatch):
+    fake_render(services, monkeypatch, fail="must not be called")
+    services.renditions.settings = dataclasses.replace(services.settings, rendition_max_seconds=2)
+    video_id, _, _ = ready_video(services)
+    assert services.renditions.run(video_id) is RenditionOutcome.TOO_LONG
+    rendition = services.backend.catalog.get(video_id).current_rendition()
+    assert rendition.state is RenditionState.TOO_LONG
+    assert "more than the 2 s" in rendition.error
+    assert not [key for key in services.backend.store.objects if key.endswith(".h264.mp4")]
+
+
+def test_a_rendition_that_cannot_be_made_is_recorded_failed_with_the_reason(services, monkeypatch):
+    fake_render(services, monkeypatch, fail="the recording has no video frames to render")
+    video_id, _, _ = ready_video(services)
+    assert services.renditions.run(video_id) is RenditionOutcome.FAILED
+    rendition = services.backend.catalog.get(video_id).current_rendition()
+    assert (rendition.state, rendition.error) == (RenditionState.FAILED,
+                                                  "the recording has no video frames to render")
+
+
+def test_a_rendition_finished_after_a_newer_join_is_dropped(services, monkeypatch):
+    fake_render(services, monkeypatch)
+    video_id, _, _ = ready_video(services)
+    catalog, store = services.backend.catalog, services.backend.store
+    render = renditions.media_rendition.render
+
+    def newer_join_meanwhile(ffmpeg, source, out, **options):
+        catalog.finish_join(video_id, 2, store.compiled_key(video_id, 2, "webm"), None, VP8)
+        return render(ffmpeg, source, out, **options)
+    monkeypatch.setattr(renditions.media_rendition, "render", newer_join_meanwhile)
+    catalog.claim_chunk(video_id, 1, "x" * 64, None, 5.0)
+    assert services.renditions.run(video_id) is RenditionOutcome.SUPERSEDED
+    assert catalog.get(video_id).rendition is None
+    assert not [key for key in store.objects if key.endswith(".h264.mp4")]
+
+
+def test_the_job_leaves_alone_what_plays_everywhere_and_what_is_gone(services):
+    video_id, _, _ = ready_video(services, H264)
+    assert services.renditions.run(video_id) is RenditionOutcome.NOT_WANTED
+    assert services.renditions.run(999) is RenditionOutcome.NO_SUCH_VIDEO
+
+
+# --- GET /get_video/<id>/?format=mp4 ----------------------------------------------------
+
+def test_while_pending_the_mp4_is_a_202_and_asked_for_once(client, services):
+    video_id, auth, _ = ready_video(services)
+    for _ in range(3):
+        waiting = client.http.get(f"/get_video/{video_id}/?format=mp4", headers=auth)
+        assert waiting.status_code == 202
+        assert waiting.headers["Retry-After"] == "2"
+        assert body(waiting)["status"] == "processing"
+    assert queued_kinds(services) == [RENDITION]
+    status = body(client.http.get(f"/videos/{video_id}", headers=auth))
+    assert status["renditions"] == [{"format": "mp4", "state": "pending", "byte_size": None,
+                                     "video_codec": None, "audio_codec": None}]
+    # the original is served as before
+    original = client.http.get(f"/get_video/{video_id}/", headers=auth)
+    assert original.status_code == 302 and "compiled/000001.webm" in original.headers["Location"]
+
+
+def test_once_ready_the_mp4_is_a_302_to_the_rendition(client, services, monkeypatch):
+    fake_render(services, monkeypatch)
+    video_id, auth, playback = ready_video(services)
+    services.renditions.run(video_id)
+    ready = client.http.get(f"/get_video/{video_id}/?format=mp4&token={playback}")
+    assert ready.status_code == 302
+    assert "compiled/000001.h264.mp4" in ready.headers["Location"]
+    assert body(ready)["content_type"] == "video/mp4"
+    saved = client.http.get(f"/get_video/{video_id}/?format=mp4&download=1", headers=auth)
+    assert "attachment=video-%d.mp4" % video_id in saved.headers["Location"]
+    status = body(client.http.get(f"/videos/{video_id}", headers=auth))
+    assert status["renditions"] == [{"format": "mp4", "state": "ready", "byte_size": 8,
+                                     "video_codec": "h264", "audio_codec": "aac"}]
+    assert queued_kinds(services) == []
+
+
+@pytest.mark.parametrize("state, error", [(RenditionState.FAILED, "it broke"),
+                                          (RenditionState.TOO_LONG, "it is too long")])
+def test_a_failed_or_too_long_rendition_is_a_422_that_says_why(client, services, state, error):
+    video_id, auth, _ = ready_video(services)
+    services.backend.catalog.finish_rendition(video_id, Rendition(1, state, error=error))
+    refused = client.http.get(f"/get_video/{video_id}/?format=mp4", headers=auth)
+    assert refused.status_code == 422
+    assert body(refused)["Code"] == "RenditionUnavailable"
+    assert body(refused)["state"] == state.value and error in body(refused)["Message"]
+    assert client.http.get(f"/get_video/{video_id}/", headers=auth).status_code == 302
+    assert body(client.http.get(f"/videos/{video_id}", headers=auth))["renditions"][0]["error"] == error
+
+
+def test_an_h264_aac_mp4_original_is_served_as_the_mp4(client, services):
+    video_id, auth, _ = ready_video(services, H264)
+    served = client.http.get(f"/get_video/{video_id}/?format=mp4", headers=auth)
+    assert served.status_code == 302 and "compiled/000001.mp4" in served.headers["Location"]
+    assert queued_kinds(services) == []
+    assert body(client.http.get(f"/videos/{video_id}", headers=auth))["renditions"] == []
+
+
+def test_an_audio_only_recording_has_no_mp4(client, services):
+    video_id, auth, _ = ready_video(services, OPUS_ONLY)
+    refused = client.http.get(f"/get_video/{video_id}/?format=mp4", headers=auth)
+    assert (refused.status_code, body(refused)["Code"]) == (422, "RenditionUnavailable")
+
+
+@pytest.mark.parametrize("value", ["webm", "MP4", "", "original"])
+def test_an_unknown_format_is_a_400(client, services, value):
+    video_id, auth, _ = ready_video(services)
+    refused = client.http.get(f"/get_video/{video_id}/?format={value}", headers=auth)
+    assert (refused.status_code, body(refused)["Code"]) == (400, "UnsupportedFormat")
+
+
+def test_the_join_job_asks_for_the_rendition_of_what_it_published(memory):
+    """The join of VP8/Opus chunks is not run here (ffmpeg); what it does after finish_join
+    is: a pending rendition and a message of kind rendition."""
+    from chalicelib.joiner import Joiner
+    from chalicelib.media.containers import WEBM
+    from chalicelib.media.joins import PreparedJoin
+
+    class Prepared(PreparedJoin):
+        def upload(self): pass
+        def verify(self): pass
+        def abort(self): pass
+
+    created = memory.videos.create()
+    video_id = created.view.video.video_id
+    memory.videos.append(video_id, created.upload_token, fixture_chunks()[0])
+    while memory.backend.queue.receive() is not None:
+        pass
+    info = MediaInfo(3.0, (Stream("video", "vp8", None, 640, 360), Stream("audio", "opus")))
+    prepared = Prepared("videos/%d/compiled/000001.webm" % video_id, WEBM, info, JoinMethod.REMUX,
+                        99, "/nonexistent")
+    joiner: Joiner = memory.joiner
+    joiner._poster = lambda *args: None
+    video = memory.backend.catalog.get(video_id)
+    from chalicelib import transfers
+    with transfers.scope() as moved:
+        joiner._publish(video, prepared, "/tmp", {}, 0.0, moved)
+    assert memory.backend.catalog.get(video_id).current_rendition().state is RenditionState.PENDING
+    assert [d.request.kind for d in iter(memory.backend.queue.receive, None)] == [RENDITION]
+
+
+def test_join_messages_keep_their_shape_and_a_rendition_is_a_kind_of_its_own():
+    from chalicelib.adapters.sqs import join_request_of, message_body
+    from chalicelib.ports import JOIN, JoinRequest
+    assert join_request_of('{"join": 5, "urgent": true}') == JoinRequest(5, True, JOIN)
+    rendition = JoinRequest(5, False, RENDITION)
+    assert join_request_of(message_body(rendition)) == rendition
+    assert json.loads(message_body(JoinRequest(5, True))) == {"join": 5, "urgent": True}
+    for unreadable in ('{"kind": "thumbnail", "video_id": 5}', '[5]', '{"kind": "rendition"}'):
+        with pytest.raises((ValueError, KeyError, TypeError)):
+            join_request_of(unreadable)
+
+
+def test_the_share_page_offers_the_mp4_first_only_when_there_is_one_to_make(client, services):
+    video_id, _, playback = ready_video(services)
+    page = client.http.get(f"/watch/{video_id}?token={playback}").body.decode()
+    assert page.index('type="video/mp4"') < page.index('type="video/webm"')
+    assert "format=mp4" in page
+    video_id, _, playback = ready_video(services, H264)
+    page = client.http.get(f"/watch/{video_id}?token={playback}").body.decode()
+    assert "format=mp4" not in page and page.count("<source ") == 1
