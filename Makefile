@@ -7,7 +7,7 @@ PYTHON ?= python3
 BIN := $(VENV)/bin
 FFMPEG := $(CURDIR)/layers/ffmpeg/bin/ffmpeg
 
-.PHONY: run test test-unit system-packages bench bench-load ffmpeg package aws-cli deploy destroy clean
+.PHONY: run test test-unit system-packages bench bench-load bench-ready bench-rendition ffmpeg package aws-cli deploy destroy clean
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,15 @@ bench: $(BIN)/.installed $(FFMPEG)
 # 50 recorders on a bad network (late answers, resends, doubles): nothing lost or doubled.
 bench-load: $(BIN)/.installed $(FFMPEG)
 	FFMPEG_BINARY=$(FFMPEG) $(BIN)/python -m bench.load $(BENCH_ARGS)
+
+# The H.264/AAC rendition in pieces (1, 2, N workers) against one pass, and the Lambda model.
+bench-rendition: $(BIN)/.installed $(FFMPEG)
+	FFMPEG_BINARY=$(FFMPEG) $(BIN)/python -m bench.rendition $(BENCH_ARGS)
+
+# Time to ready and bytes moved by the final join of 1-, 10- and 60-minute WebM and fragmented
+# MP4 recordings, S3 behind a latency model (bench/s3_latency.py). BENCH_ARGS=--quick: 1 and 10 min.
+bench-ready: $(BIN)/.installed $(FFMPEG)
+	FFMPEG_BINARY=$(FFMPEG) $(BIN)/python -m bench.ready $(BENCH_ARGS)
 
 # Deploying to AWS (README, "Deploy to AWS"). make package needs no account: it writes
 # build/package/sam.json (chalice's template merged with .chalice/template.json), the code's

@@ -212,7 +212,13 @@ def main(argv=None) -> None:
     raw["summary"] = summary
     table = markdown(raw, summary)
     print(table)
-    (RESULTS / "latest.md").write_text(table)
+    latest = RESULTS / "latest.md"
+    # `python -m bench.ready` keeps its own section in the same file: it stays.
+    from bench.ready import BEGIN, END
+    previous = latest.read_text() if latest.exists() else ""
+    if BEGIN in previous and END in previous:
+        table = table.rstrip("\n") + "\n\n" + BEGIN + previous.partition(BEGIN)[2].partition(END)[0] + END + "\n"
+    latest.write_text(table)
     day = meta["date"][:10]
     out = RESULTS / f"{day}-{commit[:7] or 'nocommit'}.json"
     out.write_text(json.dumps(raw, indent=1, default=str))
