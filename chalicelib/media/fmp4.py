@@ -23,11 +23,12 @@ sidx for the video alone, Chromium found the video's fragment at once and then r
 fragments from the start to place the audio (30-45 Range requests per seek in
 tests/e2e/test_seeking.py; 2 with a sidx per track).
 
-Time: a track's fragment may not start (tfdt) before the track's previous one ended: a
-piece missing or out of order shows so, and as a gap in the mfhd sequence numbers. It may
-start later: Chromium cannot know the duration of a fragment's last sample, so its sample
-durations fall short of the next tfdt (by up to 39 ms in tests/fixtures/chromium-stalls), and
-video may pause. Audio that jumps further than chalicelib.media.verify allows is damage.
+Time: a track's fragment may not start (tfdt) at or before the last sample of the track's
+previous one: a piece missing or out of order shows so, and as a gap in the mfhd sequence
+numbers. It may start before that sample's stated end, or after it: Chromium cannot know
+the duration of a fragment's last sample, so its sample durations fall short of the next
+tfdt (by up to 39 ms in tests/fixtures/chromium-stalls) or run past it (seen in a live
+video/mp4 recording), and video may pause. Audio that jumps further than chalicelib.media.verify allows is damage.
 
 The live stream's moov says every duration is 0: write_head sets them (mvhd, tkhd, mdhd, and
 an mvex/mehd for the whole fragmented movie) from what the scan of the fragments found.
@@ -257,6 +258,9 @@ class Index:
     # track ends so far, for the audio gap check too.
     track_ends: dict[str, int] = field(default_factory=dict)
     sequence: int | None = None  # the last fragment's mfhd sequence number
+    # Track -> the decode time of its last sample so far: the next fragment may start
+    # before track_ends (the last sample's duration was a guess), never before this.
+    track_last: dict[str, int] = field(default_factory=dict)
 
     @property
     def cues(self) -> list[list[int]]:
@@ -268,21 +272,23 @@ class Index:
 
     def mark(self) -> tuple:
         """Where the index stands, cheaply: fragments are only ever appended."""
-        return len(self.fragments), self.end, dict(self.track_ends), self.sequence
+        return (len(self.fragments), self.end, dict(self.track_ends), self.sequence,
+                dict(self.track_last))
 
     def at(self, mark: tuple) -> "Index":
         """The index as it stood at a mark of this index or of one it was copied from."""
-        count, end, track_ends, sequence = mark
-        return Index([list(f) for f in self.fragments[:count]], end, dict(track_ends), sequence)
+        count, end, track_ends, sequence, track_last = mark
+        return Index([list(f) for f in self.fragments[:count]], end, dict(track_ends), sequence,
+                     dict(track_last))
 
     def as_json(self) -> dict:
         return {"fragments": self.fragments, "end": self.end, "track_ends": self.track_ends,
-                "sequence": self.sequence}
+                "sequence": self.sequence, "track_last": self.track_last}
 
     @classmethod
     def from_json(cls, data: dict) -> "Index":
         return cls([list(f) for f in data["fragments"]], data["end"], dict(data["track_ends"]),
-                   data["sequence"])
+                   data["sequence"], dict(data.get("track_last", {})))
 
 
 @dataclass
@@ -301,6 +307,7 @@ class _Run:
     track_id: int
     decode_time: int | None  # tfdt, when the traf has one
     duration: int  # of all its samples, in the track's ticks
+    last_duration: int  # of its last sample: a recorder's guess, the next sample not yet known
     starts_with_sync: bool
     data: list[tuple[int, int]]  # byte ranges of its samples, from the moof's start
 
@@ -419,7 +426,7 @@ def _read_traf(data, start: int, end: int, head: Head, at: int,
             decode_time = struct.unpack_from(">Q" if data[body] == 1 else ">I", data, body + 4)[0]
     # Relative to the moof, or (neither flag) to where the previous traf's data ends.
     base = 0 if flags & _DEFAULT_BASE_IS_MOOF or previous_end is None else previous_end
-    cursor, total, first_flags, ranges = base, 0, None, []
+    cursor, total, last, first_flags, ranges = base, 0, 0, None, []
     for kind, _, body, box_end in boxes:
         run_flags, count = (_u32(data, body) & 0xFFFFFF, _u32(data, body + 4)) if kind == "trun" else (0, 0)
         if count == 0:
@@ -438,6 +445,7 @@ def _read_traf(data, start: int, end: int, head: Head, at: int,
         samples = dict(zip(names, zip(*struct.iter_unpack(">" + "I" * len(names),
                                                           data[field_at:table_end])))) if names else {}
         total += sum(samples["duration"]) if "duration" in samples else duration * count
+        last = samples["duration"][-1] if "duration" in samples else duration
         sizes = sum(samples["size"]) if "size" in samples else size * count
         if first_flags is None:
             first_flags = first if first is not None else samples.get("flags", [sample_flags])[0]
@@ -445,7 +453,7 @@ def _read_traf(data, start: int, end: int, head: Head, at: int,
         cursor += sizes
     if first_flags is None:
         return None, cursor
-    return _Run(track_id, decode_time, total, not first_flags & _NON_SYNC, ranges), cursor
+    return _Run(track_id, decode_time, total, last, not first_flags & _NON_SYNC, ranges), cursor
 
 
 def _record(index: Index, head: Head, sequence: int, runs: list[_Run], fragment_at: int,
@@ -463,11 +471,15 @@ def _record(index: Index, head: Head, sequence: int, runs: list[_Run], fragment_
         expected = index.track_ends.get(key)
         start = run.decode_time if run.decode_time is not None else expected or 0
         if expected is not None:
-            if start < expected:
+            # Chromium guesses the duration of a fragment's last sample (it cannot know the
+            # next one's time yet), too long or too short: only a start before that last
+            # sample's own time is time running backwards.
+            if start < index.track_last.get(key, expected):
                 raise Damaged(f"track {run.track_id}'s time runs backwards at byte {at}")
             if track.handler == "soun":
                 _check_audio_continues(expected / track.timescale, start / track.timescale)
         index.track_ends[key] = start + run.duration
+        index.track_last[key] = start + run.duration - run.last_duration
         if run.track_id in tracks:
             tracks[run.track_id][2] += run.duration
         else:

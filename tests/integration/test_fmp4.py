@@ -279,6 +279,22 @@ def test_time_running_backwards_is_damage():
         fragments_of(_with_tfdt(data, 3, 1, lambda time: time - 2000))
 
 
+def test_a_fragment_may_start_before_the_guessed_end_of_the_last_sample_before_it():
+    """Chromium guesses the duration of each fragment's last sample: a live video/mp4
+    recording's next tfdt came before that guess ran out (not in the fixture, whose guesses
+    fall short). Before the last sample's own time is what is damage."""
+    data = b"".join(chromium_chunks())
+    _, scan = fragments_of(data)
+    track = str(1)
+    last_sample = scan.index.at(scan.boundaries[3][1]).track_last[track]
+    start = scan.index.fragments[3][4][0][1]
+    early = _with_tfdt(data, 3, 1, lambda time: last_sample + 1)
+    assert start > last_sample + 1
+    assert len(fragments_of(early)[1].index.fragments) == 6
+    with pytest.raises(Damaged, match="backwards"):
+        fragments_of(_with_tfdt(data, 3, 1, lambda time: last_sample - 1))
+
+
 def test_audio_that_jumps_is_damage_and_video_that_pauses_is_not():
     data = b"".join(chromium_chunks())
     with pytest.raises(Damaged, match="audio stops"):
