@@ -6,19 +6,17 @@ Runs off the request path (an SQS-triggered Lambda on AWS, the local worker unde
 then record the result or the failure. It is idempotent: a join for a chunk count already
 compiled does nothing, and the compiled object's key is derived from that count.
 """
-import contextlib
 import dataclasses
 import math
 import os
 import tempfile
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable
 
 from aws_lambda_powertools import Logger
 
-from chalicelib import renditions, telemetry, transfers
+from chalicelib import leases, renditions, telemetry, transfers
 from chalicelib.errors import (
     ChunkMissing,
     ConditionFailed,
@@ -128,28 +126,13 @@ class Joiner:
             raise
         return outcome
 
-    @contextlib.contextmanager
     def _lease(self, video: Video):
         """Renew the join's lease every third of JOIN_STALL_SECONDS while it works: a join
-        whose worker dies stops renewing, and the next request takes over within that time."""
-        stop = threading.Event()
-
-        def beat() -> None:
-            while not stop.wait(self.settings.join_stall_seconds / 3):
-                try:
-                    if not self.catalog.renew_join_lease(video.video_id, video.join_started_at,
-                                                         self.clock()):
-                        return  # this join is over, or another took its place
-                except StorageUnavailable:
-                    logger.warning("could not renew the join's lease", extra={"video_id": video.video_id})
-
-        heart = threading.Thread(target=beat, name=f"join-lease-{video.video_id}", daemon=True)
-        heart.start()
-        try:
-            yield
-        finally:
-            stop.set()
-            heart.join()
+        whose worker dies stops renewing, and the next request takes over within that time.
+        It stops when this join is over, or another took its place."""
+        return leases.renewed(
+            lambda: self.catalog.renew_join_lease(video.video_id, video.join_started_at, self.clock()),
+            self.settings.join_stall_seconds / 3, "join", video.video_id)
 
     def _fold(self, video: Video) -> None:
         try:

@@ -25,16 +25,15 @@ it). One SQS message per piece (plan and split, encode_piece per message, encode
 then assemble: each step of chalicelib.media.rendition is a function of files, made for
 that) is the next step.
 """
-import contextlib
 import enum
 import os
 import tempfile
-import threading
 import time
 from typing import Callable
 
 from aws_lambda_powertools import Logger
 
+from chalicelib import leases
 from chalicelib.errors import ConditionFailed, NotPlayable, StorageUnavailable
 from chalicelib.media import rendition as media_rendition
 from chalicelib.media.ffmpeg import Ffmpeg
@@ -173,25 +172,8 @@ class RenditionJob:
             self.store.delete(key)
         return outcome
 
-    @contextlib.contextmanager
     def _lease(self, video_id: int, chunks: int):
         """Renew the pending rendition every third of JOIN_STALL_SECONDS while it is made."""
-        stop = threading.Event()
-
-        def beat() -> None:
-            while True:
-                try:
-                    if not self.catalog.renew_rendition(video_id, chunks, self.clock()):
-                        return
-                except StorageUnavailable:
-                    logger.warning("could not renew the rendition's lease", extra={"video_id": video_id})
-                if stop.wait(self.settings.join_stall_seconds / 3):
-                    return
-
-        heart = threading.Thread(target=beat, name=f"rendition-lease-{video_id}", daemon=True)
-        heart.start()
-        try:
-            yield
-        finally:
-            stop.set()
-            heart.join()
+        return leases.renewed(lambda: self.catalog.renew_rendition(video_id, chunks, self.clock()),
+                              self.settings.join_stall_seconds / 3, "rendition", video_id,
+                              at_once=True)

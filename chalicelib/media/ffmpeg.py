@@ -114,7 +114,8 @@ class Ffmpeg:
             stdin=subprocess.DEVNULL, capture_output=True)
         if result.returncode != 0:
             raise NotPlayable(f"the audio could not be read: {_last_lines(result.stderr)}")
-        return _packet_times(result.stdout.decode("ascii", "replace"))
+        return [(packet.pts, packet.duration)
+                for packet in _packets(result.stdout.decode("ascii", "replace"))]
 
     def poster(self, video: str, output: str, at_seconds: float) -> None:
         source = ffmpeg.input(video, ss=at_seconds)
@@ -287,20 +288,6 @@ def _packets(framecrc: str) -> list[Packet]:
 def _quoted(path: str) -> str:
     """A path inside single quotes of a concat listing."""
     return path.replace("'", "'\\''")
-
-
-def _packet_times(framecrc: str) -> list[tuple[float, float]]:
-    """(pts, duration) in seconds of each line of ffmpeg's framecrc output."""
-    time_base = 1 / 1000
-    times = []
-    for line in framecrc.splitlines():
-        if line.startswith("#tb 0:"):
-            numerator, denominator = line.split(":", 1)[1].strip().split("/")
-            time_base = int(numerator) / int(denominator)
-        elif line and not line.startswith("#"):
-            fields = [field.strip() for field in line.split(",")]
-            times.append((int(fields[2]) * time_base, int(fields[3]) * time_base))
-    return times
 
 
 def _copy_options(container: Container) -> dict:
