@@ -185,6 +185,16 @@ class Ffmpeg:
             raise NotPlayable(f"the video could not be read: {_last_lines(result.stderr)}")
         return _packets(result.stdout.decode("ascii", "replace"))
 
+    def media_end(self, path: str) -> float | None:
+        """Where the last packet of any stream ends, in seconds of the file's own timestamps
+        (-copyts: not moved to start at 0), read without decoding; None without packets."""
+        stream = ffmpeg.input(path).output("-", map="0", c="copy", f="framecrc")
+        result = subprocess.run(self._command(stream.global_args("-copyts")),
+                                stdin=subprocess.DEVNULL, capture_output=True)
+        if result.returncode != 0:
+            raise NotPlayable(f"the video could not be read: {_last_lines(result.stderr)}")
+        return _end_of(result.stdout.decode("ascii", "replace"))
+
     def start_time(self, path: str) -> float | None:
         """The file's start time in seconds as its demuxer reports it (the earliest
         presentation time of its streams; AAC priming excluded)."""
@@ -283,6 +293,24 @@ def _packets(framecrc: str) -> list[Packet]:
             pts = dts if pts == _NO_TIMESTAMP else pts
             packets.append(Packet(pts * time_base, duration * time_base, bool(flags & 1)))
     return packets
+
+
+def _end_of(framecrc: str) -> float | None:
+    """The latest end (pts + duration, seconds) of the packets in framecrc output, each
+    stream in its own time base (`#tb <stream>: num/den`)."""
+    time_bases, end = {}, None
+    for line in framecrc.splitlines():
+        if line.startswith("#tb "):
+            stream, base = line[4:].split(":", 1)
+            numerator, denominator = base.strip().split("/")
+            time_bases[int(stream)] = int(numerator) / int(denominator)
+        elif line and not line.startswith("#"):
+            fields = [field.strip() for field in line.split(",")]
+            dts, pts, duration = int(fields[1]), int(fields[2]), int(fields[3])
+            pts = dts if pts == _NO_TIMESTAMP else pts
+            stop = (pts + duration) * time_bases.get(int(fields[0]), 1 / 1000)
+            end = stop if end is None else max(end, stop)
+    return end
 
 
 def _quoted(path: str) -> str:

@@ -40,6 +40,9 @@ class _PreparedComposition(PreparedJoin):
     def verify(self) -> None:
         for path, seconds in self.decodes:
             self.ffmpeg.decode(path, seconds=seconds)
+        # The last window runs to the end: where its frames end is the video's length.
+        last, _ = self.decodes[-1]
+        verify.check_ends_where_stated(self.ffmpeg.media_end(last), self.info.duration)
 
     def abort(self) -> None:
         self.composition.abort()

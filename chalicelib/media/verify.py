@@ -56,6 +56,16 @@ def check_duration(actual: float | None, expected: float | None, what: str) -> N
                           f"add up to {expected:.2f} s")
 
 
+def check_ends_where_stated(end: float | None, stated: float | None) -> None:
+    """A video composed behind a new head: its last frames end where the head says it does
+    (its Duration, or its moov's), within DURATION_TOLERANCE. Both come from the fold's
+    index; this reads the frames themselves, so an index that went wrong is caught."""
+    relative, absolute = DURATION_TOLERANCE
+    if end is None or stated is None or abs(end - stated) > max(absolute, relative * stated):
+        raise NotPlayable(f"the video's frames end at {end if end is None else round(end, 2)} s "
+                          f"but its head says it lasts {stated} s")
+
+
 def check_audio_continuous(ffmpeg, path: str) -> None:
     """NotPlayable where the audio stops for more than LARGEST_AUDIO_GAP_SECONDS."""
     previous_end = None

@@ -305,6 +305,25 @@ def test_a_recording_that_goes_on_after_a_join_gets_another_draft(on_moto, tmp_p
     assert packets(compiled(video_id, catalog), tmp_path, "out.webm") == packets(data, tmp_path, "in.webm")
 
 
+def test_a_composed_video_whose_frames_end_elsewhere_than_its_head_says_fails(on_moto, monkeypatch):
+    services = on_moto
+    data = long_recording()
+    video_id, token = record(services, in_chunks(data), fold_every=5)
+    # An index gone wrong: the duration the join states is half again the frames' length.
+    real = matroska.Head.seconds
+    monkeypatch.setattr(matroska.Head, "seconds", lambda head, ticks: 1.5 * real(head, ticks))
+    assert services.joiner.run(video_id) == "failed"
+    error = services.backend.catalog.get(video_id).error
+    assert "frames end at 30.0" in error and "its head says it lasts 45.0" in error
+
+
+def test_ffmpeg_reads_where_a_stream_s_frames_end(tmp_path):
+    from chalicelib.media.ffmpeg import Ffmpeg
+    path = tmp_path / "stream.webm"
+    path.write_bytes(unseekable_stream("webm", "vp8", "opus", seconds=3.0))
+    assert Ffmpeg(ffmpeg()).media_end(str(path)) == pytest.approx(3.0, abs=0.05)
+
+
 def test_segment_0_is_not_extended(on_moto):
     services = on_moto
     catalog, store = services.backend.catalog, services.backend.store

@@ -28,3 +28,10 @@ def test_a_composed_video_is_decoded_at_its_first_and_last_seconds_whatever_its_
     assert edge_windows(60.0) == [Window(0.0, verify.SAMPLE_SECONDS), Window(55.0, None)]
     assert edge_windows(2 * verify.SAMPLE_SECONDS) == [Window(0.0, None)]
     assert edge_windows(None) == [Window(0.0, None)]
+
+
+def test_a_composed_video_must_end_where_its_head_says():
+    verify.check_ends_where_stated(599.95, 600.02)  # the last frame's duration, rounded
+    for end in (588.0, None):
+        with pytest.raises(NotPlayable, match="its head says it lasts 600.02 s"):
+            verify.check_ends_where_stated(end, 600.02)
