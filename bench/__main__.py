@@ -22,6 +22,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from bench.provenance import git
 
 ROOT = Path(__file__).resolve().parent.parent
 WORK = ROOT / "bench" / "work"
@@ -70,12 +71,6 @@ def options(argv=None) -> argparse.Namespace:
     return args
 
 
-def git(*command: str) -> str:
-    try:
-        return subprocess.run(["git", *command], cwd=ROOT, capture_output=True, text=True,
-                              timeout=10).stdout.strip()
-    except Exception:
-        return "unknown"
 
 
 def median(values):

@@ -56,6 +56,7 @@ if str(ROOT) not in sys.path:
 
 from bench import s3_latency  # noqa: E402
 from bench.recording import CHUNK_BYTES, _write_from_pipe, chunks_of, ffmpeg_binary  # noqa: E402
+from bench.provenance import git
 
 WORK = ROOT / "bench" / "work"
 RESULTS = ROOT / "bench" / "results"
@@ -442,12 +443,6 @@ def write_results(table: str, meta: dict, results: list[dict]) -> None:
 
 # --- main ---
 
-def git(*command: str) -> str:
-    try:
-        return subprocess.run(["git", *command], cwd=ROOT, capture_output=True, text=True,
-                              timeout=10).stdout.strip()
-    except Exception:
-        return "unknown"
 
 
 def machine() -> str:

@@ -34,6 +34,7 @@ if str(ROOT) not in sys.path:
 from bench.recording import WORK, ffmpeg_binary, recording  # noqa: E402
 from chalicelib.media import rendition  # noqa: E402
 from chalicelib.media.ffmpeg import Ffmpeg  # noqa: E402
+from bench.provenance import git
 
 RESULTS = ROOT / "bench" / "results"
 SOURCE_SECONDS = 600
@@ -56,12 +57,6 @@ LAMBDA = {
 }
 
 
-def git(*args: str) -> str:
-    try:
-        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True,
-                              check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return ""
 
 
 def machine() -> str:
