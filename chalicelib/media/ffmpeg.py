@@ -178,22 +178,22 @@ class Ffmpeg:
         """Every packet of the first video stream in file (decode) order, with the file's
         own timestamps (-copyts: not moved to start at 0) and keyframe flag, read without
         decoding (an empty list when there is no video)."""
-        stream = ffmpeg.input(path).output("-", map="0:v:0?", c="copy", f="framecrc")
-        result = subprocess.run(self._command(stream.global_args("-copyts")),
-                                stdin=subprocess.DEVNULL, capture_output=True)
-        if result.returncode != 0:
-            raise NotPlayable(f"the video could not be read: {_last_lines(result.stderr)}")
-        return _packets(result.stdout.decode("ascii", "replace"))
+        return _packets(self._framecrc(path, "0:v:0?"))
 
     def media_end(self, path: str) -> float | None:
         """Where the last packet of any stream ends, in seconds of the file's own timestamps
         (-copyts: not moved to start at 0), read without decoding; None without packets."""
-        stream = ffmpeg.input(path).output("-", map="0", c="copy", f="framecrc")
+        return _end_of(self._framecrc(path, "0"))
+
+    def _framecrc(self, path: str, streams: str) -> str:
+        """ffmpeg's framecrc listing of the packets of `streams` (a -map), with the file's
+        own timestamps (-copyts), read without decoding."""
+        stream = ffmpeg.input(path).output("-", map=streams, c="copy", f="framecrc")
         result = subprocess.run(self._command(stream.global_args("-copyts")),
                                 stdin=subprocess.DEVNULL, capture_output=True)
         if result.returncode != 0:
             raise NotPlayable(f"the video could not be read: {_last_lines(result.stderr)}")
-        return _end_of(result.stdout.decode("ascii", "replace"))
+        return result.stdout.decode("ascii", "replace")
 
     def start_time(self, path: str) -> float | None:
         """The file's start time in seconds as its demuxer reports it (the earliest
