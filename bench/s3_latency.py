@@ -293,6 +293,13 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         wait = modelled - (time.monotonic() - started)
         if wait > 0:
             time.sleep(wait)
+        # Counted before the client has its answer: a count read (or reset) right after
+        # the call returns includes it.
+        held = time.monotonic() - started
+        self.owner._record(operation, OperationStats(
+            requests=1, request_bytes=len(body), response_bytes=response_bytes,
+            copied_bytes=copied, modelled_s=modelled, upstream_s=upstream, held_s=held,
+            excess_s=max(0.0, upstream - modelled)))
         self.send_response_only(response.status, response.reason)
         for name, value in response.getheaders():
             if name.lower() not in _HOP_BY_HOP:
@@ -305,11 +312,6 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if self.command != "HEAD" and response.status not in (204, 304):
             self.wfile.write(data)
         self.wfile.flush()
-        held = time.monotonic() - started
-        self.owner._record(operation, OperationStats(
-            requests=1, request_bytes=len(body), response_bytes=response_bytes,
-            copied_bytes=copied, modelled_s=modelled, upstream_s=upstream, held_s=held,
-            excess_s=max(0.0, upstream - modelled)))
 
 
 def main(argv=None) -> None:
