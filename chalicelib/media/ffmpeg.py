@@ -183,7 +183,8 @@ class Ffmpeg:
     def media_end(self, path: str) -> float | None:
         """Where the last packet of any stream ends, in seconds of the file's own timestamps
         (-copyts: not moved to start at 0), read without decoding; None without packets."""
-        return _end_of(self._framecrc(path, "0"))
+        return max((packet.pts + packet.duration for packet in _packets(self._framecrc(path, "0"))),
+                   default=None)
 
     def _framecrc(self, path: str, streams: str) -> str:
         """ffmpeg's framecrc listing of the packets of `streams` (a -map), with the file's
@@ -280,25 +281,9 @@ _NO_TIMESTAMP = -(2 ** 63)
 
 def _packets(framecrc: str) -> list[Packet]:
     """The packets of ffmpeg's framecrc output: `stream, dts, pts, duration, size, crc`,
-    then `F=0x..` when the flags are other than keyframe alone."""
-    time_base, packets = 1 / 1000, []
-    for line in framecrc.splitlines():
-        if line.startswith("#tb 0:"):
-            numerator, denominator = line.split(":", 1)[1].strip().split("/")
-            time_base = int(numerator) / int(denominator)
-        elif line and not line.startswith("#"):
-            fields = [field.strip() for field in line.split(",")]
-            dts, pts, duration = int(fields[1]), int(fields[2]), int(fields[3])
-            flags = next((int(f[2:], 16) for f in fields[6:] if f.startswith("F=")), 1)
-            pts = dts if pts == _NO_TIMESTAMP else pts
-            packets.append(Packet(pts * time_base, duration * time_base, bool(flags & 1)))
-    return packets
-
-
-def _end_of(framecrc: str) -> float | None:
-    """The latest end (pts + duration, seconds) of the packets in framecrc output, each
-    stream in its own time base (`#tb <stream>: num/den`)."""
-    time_bases, end = {}, None
+    then `F=0x..` when the flags are other than keyframe alone; each stream in its own time
+    base (`#tb <stream>: num/den`)."""
+    time_bases, packets = {}, []
     for line in framecrc.splitlines():
         if line.startswith("#tb "):
             stream, base = line[4:].split(":", 1)
@@ -306,11 +291,12 @@ def _end_of(framecrc: str) -> float | None:
             time_bases[int(stream)] = int(numerator) / int(denominator)
         elif line and not line.startswith("#"):
             fields = [field.strip() for field in line.split(",")]
+            time_base = time_bases.get(int(fields[0]), 1 / 1000)
             dts, pts, duration = int(fields[1]), int(fields[2]), int(fields[3])
+            flags = next((int(f[2:], 16) for f in fields[6:] if f.startswith("F=")), 1)
             pts = dts if pts == _NO_TIMESTAMP else pts
-            stop = (pts + duration) * time_bases.get(int(fields[0]), 1 / 1000)
-            end = stop if end is None else max(end, stop)
-    return end
+            packets.append(Packet(pts * time_base, duration * time_base, bool(flags & 1)))
+    return packets
 
 
 def _quoted(path: str) -> str:

@@ -47,11 +47,16 @@ def check_decodes(ffmpeg, path: str, duration: float | None) -> None:
         ffmpeg.decode(path, start=window.start, seconds=window.seconds)
 
 
+def _agree(actual: float, expected: float) -> bool:
+    """Two durations are the same within DURATION_TOLERANCE."""
+    relative, absolute = DURATION_TOLERANCE
+    return abs(actual - expected) <= max(absolute, relative * expected)
+
+
 def check_duration(actual: float | None, expected: float | None, what: str) -> None:
     if actual is None or expected is None:
         raise NotPlayable(f"the duration of the joined video is unknown (expected {expected} s)")
-    relative, absolute = DURATION_TOLERANCE
-    if abs(actual - expected) > max(absolute, relative * expected):
+    if not _agree(actual, expected):
         raise NotPlayable(f"the joined video lasts {actual:.2f} s but {what} "
                           f"add up to {expected:.2f} s")
 
@@ -60,8 +65,7 @@ def check_ends_where_stated(end: float | None, stated: float | None) -> None:
     """A video composed behind a new head: its last frames end where the head says it does
     (its Duration, or its moov's), within DURATION_TOLERANCE. Both come from the fold's
     index; this reads the frames themselves, so an index that went wrong is caught."""
-    relative, absolute = DURATION_TOLERANCE
-    if end is None or stated is None or abs(end - stated) > max(absolute, relative * stated):
+    if end is None or stated is None or not _agree(end, stated):
         raise NotPlayable(f"the video's frames end at {end if end is None else round(end, 2)} s "
                           f"but its head says it lasts {stated} s")
 
