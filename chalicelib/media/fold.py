@@ -185,15 +185,20 @@ class Folder:
         one and less than a segment's worth came after it (a join then reads only that)."""
         if len(state.sizes) < 2:
             return state
-        stored = self.store.read_extension(video.video_id, len(state.sizes))
-        if stored is None:
+        extension = self._extension(video, len(state.sizes), state.format)
+        if extension is None:
             return state
-        extension = Extension.from_json(stored, state.format)
         head_size = len(base64.b64decode(state.head))
         if video.byte_count - (head_size + extension.extended_to) >= SEGMENT_BYTES:
             return state  # too old to be worth it
         return FoldState(state.head, state.sizes[:-1] + [extension.size], extension.chunk,
                          extension.offset, extension.index, extension.extended_to, state.draft)
+
+    def _extension(self, video: Video, segment_count: int,
+                   stream: live_formats.LiveFormat) -> Extension | None:
+        """The extension of the last of segment_count segments, if it was ever extended."""
+        stored = self.store.read_extension(video.video_id, segment_count)
+        return None if stored is None else Extension.from_json(stored, stream)
 
     def _extend(self, video: Video, folded: Folded) -> None:
         state = folded.state
@@ -206,8 +211,7 @@ class Folder:
         if end == 0:
             return
         count, last = len(state.sizes), len(state.sizes) - 1
-        stored = self.store.read_extension(video.video_id, count)
-        previous = Extension.from_json(stored, folded.format) if stored else None
+        previous = self._extension(video, count, folded.format)
         extended_to = state.body_bytes + end
         if previous is not None and previous.extended_to >= extended_to:
             return
@@ -220,9 +224,8 @@ class Folder:
         # segment before (a segment was committed since). A join still copying it fails and
         # is retried: it never copies a wrong object.
         if previous is None and last >= 2:
-            stored = self.store.read_extension(video.video_id, count - 1)
-            if stored is not None:
-                older = Extension.from_json(stored, folded.format)
+            older = self._extension(video, count - 1, folded.format)
+            if older is not None:
                 self.store.delete_extended_segment(video.video_id, last - 1, older.extended_to)
         elif previous is not None:
             self.store.delete_extended_segment(video.video_id, last, previous.extended_to)
