@@ -3,19 +3,10 @@ with the real join job and the real ffmpeg."""
 import json
 
 import pytest
-from chalice.test import Client
 
 import app as app_module
 from tests.conftest import fixture_chunks
 from tests.helpers import body, queued_joins, run_queued_joins
-
-
-@pytest.fixture
-def client(aws):
-    app_module.services.cache_clear()
-    with Client(app_module.app) as test_client:
-        yield test_client
-    app_module.services.cache_clear()
 
 
 def join_queue():

@@ -7,9 +7,7 @@ original is what ?format=mp4 serves. Short, small recordings keep this fast."""
 import os
 import subprocess
 
-import pytest
 from chalice.local import LambdaContext
-from chalice.test import Client
 
 import app as app_module
 from chalicelib.media.ffmpeg import Ffmpeg
@@ -17,14 +15,6 @@ from chalicelib.ports import JOIN, RENDITION
 from devtools.worker import sqs_event
 from tests.helpers import body
 from tests.media_factory import cut, fragmented_mp4, unseekable_stream
-
-
-@pytest.fixture
-def client(aws):
-    app_module.services.cache_clear()
-    with Client(app_module.app) as test_client:
-        yield test_client
-    app_module.services.cache_clear()
 
 
 def record(client, data: bytes, content_type: str) -> tuple[int, dict]:
