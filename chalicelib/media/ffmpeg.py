@@ -205,10 +205,12 @@ class Ffmpeg:
         return float(match.group(1)) if match else None
 
     def split_video(self, source: str, first_frames: list[int], pattern: str,
-                    timeout: float | None = None) -> None:
+                    audio_output: str | None = None, timeout: float | None = None) -> None:
         """Stream-copy the first video stream into Matroska files named `pattern % n`,
         a new file at each packet number of `first_frames` (each must be a keyframe; the
-        first file starts at packet 0), every packet in exactly one file, timestamps kept."""
+        first file starts at packet 0), every packet in exactly one file, timestamps kept.
+        With audio_output, the first audio stream is stream-copied there (Matroska) in the
+        same pass: one read of the source for both."""
         source_stream = ffmpeg.input(source)
         copy = {"map": "0:v:0", "c": "copy", "fflags": "+bitexact"}
         if first_frames:
@@ -217,6 +219,10 @@ class Ffmpeg:
                 segment_frames=",".join(str(frame) for frame in first_frames), **copy)
         else:
             stream = source_stream.output(pattern % 0, f="matroska", **copy)
+        if audio_output:
+            audio = source_stream.output(audio_output, f="matroska", map="0:a:0", c="copy",
+                                         fflags="+bitexact")
+            stream = ffmpeg.merge_outputs(stream, audio)
         self._run(stream.global_args("-copyts"), "the video could not be cut into pieces",
                   timeout=timeout)
 

@@ -55,7 +55,9 @@ Encoder choices (VIDEO_OPTIONS, AUDIO_OPTIONS):
   same quality; CRF 23 is x264's default quality, fair for screen content and video
   calls. A maxrate of 8 Mbit/s (16 Mbit buffer) bounds the spikes of a busy screen for
   playback over a mobile network; quality elsewhere is set by the CRF.
-- **AAC-LC 128 kbit/s, 48 kHz stereo**, the same as the joins' re-encode.
+- **AAC-LC 128 kbit/s, 48 kHz**, stereo as the joins' re-encode, or mono when the source
+  is mono (a microphone): the same sound, and the encoder's work halved (7.3 s instead of
+  12.1 s for 10 minutes of Chromium's mono Opus, ffmpeg 7.0.2 here).
 
 A Piece is plain data (dataclasses.asdict / Piece(**fields)) for a job message.
 """
@@ -172,11 +174,16 @@ def cut_at_keyframes(packets: list[Packet], size: tuple[int, int], target_second
         at = following
 
 
-def split_pieces(ffmpeg: Ffmpeg, source_path: str, pieces: list[Piece], out_dir: str) -> list[str]:
+def split_pieces(ffmpeg: Ffmpeg, source_path: str, pieces: list[Piece], out_dir: str,
+                 audio_path: str | None = None) -> list[str]:
     """Stream-copy each piece's frames of the source's video into a file of its own (in
-    out_dir): the input of encode_piece. Checked: each file holds its piece's frames."""
+    out_dir): the input of encode_piece. With audio_path, the audio track is stream-copied
+    there in the same pass (when there is one): the input of encode_audio, a few percent of
+    the source's bytes. Checked: each file holds its piece's frames."""
     pattern = os.path.join(out_dir, "source-%05d.mkv")
+    has_audio = audio_path is not None and ffmpeg.probe(source_path).audio is not None
     ffmpeg.split_video(source_path, [piece.first_frame for piece in pieces[1:]], pattern,
+                       audio_output=audio_path if has_audio else None,
                        timeout=STEP_TIMEOUT_SECONDS)
     paths = [pattern % piece.index for piece in pieces]
     for piece, path in zip(pieces, paths):
@@ -202,11 +209,14 @@ def encode_piece(ffmpeg: Ffmpeg, source_path: str, piece: Piece, out_path: str) 
 
 def encode_audio(ffmpeg: Ffmpeg, source_path: str, out_path: str) -> str | None:
     """Encode the whole audio track to AAC in MP4 in one pass, timestamps kept; None
-    (nothing written) when the recording has no audio."""
-    if ffmpeg.probe(source_path).audio is None:
+    (nothing written) when the recording has no audio. source_path: the recording, or the
+    audio alone as split_pieces copies it. Mono stays mono (half the encoder's work)."""
+    audio = ffmpeg.probe(source_path).audio
+    if audio is None:
         return None
     partial = out_path + ".partial"
-    ffmpeg.encode_audio(source_path, partial, dict(AUDIO_OPTIONS, **MP4),
+    channels = 1 if audio.channels == "mono" else 2
+    ffmpeg.encode_audio(source_path, partial, dict(AUDIO_OPTIONS, ac=channels, **MP4),
                         timeout=STEP_TIMEOUT_SECONDS)
     os.replace(partial, out_path)
     return out_path
@@ -275,11 +285,13 @@ def render(ffmpeg: Ffmpeg, source: str, out: str, workers: int | None = None,
     with tempfile.TemporaryDirectory(dir=work_dir) as work:
         pieces = plan_pieces(ffmpeg, source, target_seconds, max_seconds)
         planned = time.monotonic()
-        sources = split_pieces(ffmpeg, source, pieces, work)
+        audio_source = os.path.join(work, "audio-source.mka")
+        sources = split_pieces(ffmpeg, source, pieces, work, audio_source)
         split = time.monotonic()
         encoded = [os.path.join(work, f"piece-{piece.index:05d}.mp4") for piece in pieces]
         with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
-            audio = pool.submit(_timed, encode_audio, ffmpeg, source,
+            audio = pool.submit(_timed, encode_audio, ffmpeg,
+                                audio_source if os.path.exists(audio_source) else source,
                                 os.path.join(work, "audio.m4a"))
             jobs = [pool.submit(_timed, encode_piece, ffmpeg, path, piece, output)
                     for path, piece, output in zip(sources, pieces, encoded)]

@@ -193,7 +193,8 @@ def test_a_piece_encoded_again_gives_a_usable_rendition(ffmpeg, tmp_path):
     source = recording_file(str(tmp_path / "retry.webm"), seconds=6)
     pieces = rendition.plan_pieces(ffmpeg, source, TARGET, LONGEST)
     assert [Piece(**asdict(piece)) for piece in pieces] == pieces  # plain data for a message
-    sources = rendition.split_pieces(ffmpeg, source, pieces, str(tmp_path))
+    audio_source = str(tmp_path / "audio-source.mka")
+    sources = rendition.split_pieces(ffmpeg, source, pieces, str(tmp_path), audio_source)
     encoded = [str(tmp_path / f"piece-{piece.index}.mp4") for piece in pieces]
     for path, piece, out in zip(sources, pieces, encoded):
         rendition.encode_piece(ffmpeg, path, piece, out)
@@ -202,7 +203,12 @@ def test_a_piece_encoded_again_gives_a_usable_rendition(ffmpeg, tmp_path):
     with open(encoded[1], "r+b") as half:
         half.truncate(os.path.getsize(encoded[1]) // 2)
     rendition.encode_piece(ffmpeg, sources[1], pieces[1], encoded[1])
-    audio = rendition.encode_audio(ffmpeg, source, str(tmp_path / "audio.m4a"))
+    # the audio job reads the audio alone, copied out in the split's pass; mono stays mono
+    copied = ffmpeg.probe(audio_source)
+    assert copied.video is None and copied.audio.codec == "opus"
+    assert os.path.getsize(audio_source) < os.path.getsize(source) / 4
+    audio = rendition.encode_audio(ffmpeg, audio_source, str(tmp_path / "audio.m4a"))
+    assert (ffmpeg.probe(audio).audio.codec, ffmpeg.probe(audio).audio.channels) == ("aac", "mono")
     out = str(tmp_path / "retry.mp4")
     rendition.assemble(ffmpeg, encoded, audio, out)
     assert decode_errors(out) == ""
