@@ -29,7 +29,7 @@ from chalicelib.adapters.sqs import join_request_of
 from chalicelib.errors import FoldSuperseded, StorageUnavailable
 from chalicelib.joiner import Joiner
 from chalicelib.models import JoinOutcome
-from chalicelib.ports import RENDITION, JobQueue
+from chalicelib.ports import RENDITION, RENDITION_STEPS, JobQueue
 from chalicelib.renditions import RenditionJob
 
 logger = Logger(child=True)
@@ -45,8 +45,8 @@ _processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_fail
 def join_batch(event: dict, joiner: Joiner, queue: JobQueue,
                renditions: RenditionJob | None = None) -> dict:
     """Run the job of each message of an SQS event (its raw dict), one after another: a
-    join, or (kind "rendition") the rendition job. Without `renditions` a rendition message
-    fails (it is not this caller's to drop)."""
+    join, or (kind "rendition" and its steps) a step of the rendition job. Without
+    `renditions` a rendition message fails (it is not this caller's to drop)."""
     return process_partial_response(event=event, processor=_processor,
                                     record_handler=functools.partial(_join, joiner=joiner, queue=queue,
                                                                      renditions=renditions))
@@ -71,10 +71,10 @@ def _join(record: SQSRecord, joiner: Joiner, queue: JobQueue,
             raise
         observability.about_video(request.video_id)
         try:
-            if request.kind == RENDITION:
+            if request.kind == RENDITION or request.kind in RENDITION_STEPS:
                 if renditions is None:
                     raise RuntimeError("a rendition message, and no rendition job to run it")
-                outcome = renditions.run(request.video_id)
+                outcome = renditions.run(request)
             else:
                 outcome = joiner.run(request.video_id, urgent=request.urgent)
         except (StorageUnavailable, FoldSuperseded) as error:

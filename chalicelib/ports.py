@@ -228,16 +228,34 @@ class ObjectStore(Protocol):
     def download_file(self, key: str, path: str) -> None:
         """Write the object at key to a local file."""
 
+    def work_key(self, video_id: int, job: str, chunk_count: int, name: str) -> str:
+        """Where a file passed between the steps of a job in pieces goes (`job`: WORK_JOBS)
+        for the compiled chunk count it is of."""
+
+    def work_files(self, video_id: int, job: str, chunk_count: int) -> set[str]:
+        """The names of the files that job's steps have stored so far."""
+
+    def delete_work(self, video_id: int, job: str, chunk_count: int) -> None:
+        """Remove the files of that job's steps."""
 
 JOIN = "join"
+# The MP4 rendition, one message per step (chalicelib.renditions): RENDITION plans it (the
+# message a join sends, as it always was), then one RENDITION_PIECE per piece and one
+# RENDITION_AUDIO run at once, and the last of them to finish sends RENDITION_ASSEMBLE.
 RENDITION = "rendition"
+RENDITION_PIECE = "rendition_piece"
+RENDITION_AUDIO = "rendition_audio"
+RENDITION_ASSEMBLE = "rendition_assemble"
+RENDITION_STEPS = (RENDITION_PIECE, RENDITION_AUDIO, RENDITION_ASSEMBLE)
 
 
 @dataclass(frozen=True)
 class JoinRequest:
     video_id: int
     urgent: bool  # someone waits to play the video: join now, not after the pause
-    kind: str = JOIN  # JOIN, or RENDITION: make the MP4 rendition of the compiled object
+    kind: str = JOIN  # JOIN, RENDITION or one of RENDITION_STEPS
+    chunks: int | None = None  # a rendition step's: the compiled chunk count it is of
+    piece: int | None = None  # RENDITION_PIECE's: the piece's index in the plan
 
 
 class Delivery(Protocol):
@@ -254,6 +272,10 @@ class JobQueue(Protocol):
 
     def schedule_rendition(self, video_id: int, delay_seconds: int = 0) -> None:
         """Ask for the video's MP4 rendition (a message of kind RENDITION on the same queue)."""
+
+    def schedule_steps(self, requests: list[JoinRequest]) -> None:
+        """Queue a rendition's steps (RENDITION_STEPS requests), due now: each its own
+        message, so that each runs in its own invocation, all at once."""
 
     def receive(self, wait_seconds: int = 0) -> Delivery | None:
         """The next request that is due, or None. (The SQS trigger does this on AWS; the

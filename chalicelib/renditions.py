@@ -1,34 +1,52 @@
 """The rendition job: the H.264/AAC MP4 rendition of a ready video, for the players that do
-not play what the recorder wrote (iOS Safari and WebM with VP8/VP9/AV1 and Opus).
+not play what the recorder wrote (iOS Safari and WebM with VP8/VP9/AV1 and Opus), made in
+pieces that run at once, each in its own invocation.
 
 When the join job publishes a compiled object that does not already play everywhere
 (`wanted`), it records a pending rendition for that compiled chunk count in the catalog and
-queues a message of kind "rendition" on the join queue; that message comes back here (the
-SQS-triggered join function on AWS, the local worker under `make run`, through
-chalicelib.join_messages). The job downloads the compiled object to the work directory,
-runs chalicelib.media.rendition.render on RENDITION_WORKERS threads, uploads the MP4 next
-to the compiled object (`videos/<id>/compiled/<count>.h264.mp4`) and records it.
+queues a message of kind RENDITION on the join queue. Its messages come back here (the
+SQS-triggered join function on AWS, the local workers under `make run`, through
+chalicelib.join_messages), one step per message, each step passing files to the next
+through S3 (`videos/<id>/rendition/<count>/`):
+
+1. **plan** (RENDITION): download the compiled object, cut it at keyframes into pieces of
+   about RENDITION_PIECE_SECONDS (chalicelib.media.rendition.plan_pieces), stream-copy
+   each piece's video and the whole audio track into files of their own (split_pieces, one
+   pass), store them and the plan, and queue one RENDITION_PIECE message per piece and one
+   RENDITION_AUDIO;
+2. **piece** (one per piece, all at once) encodes its piece to H.264; **audio** encodes the
+   whole audio track to AAC in one pass (cheap, and audio encoded in pieces would click at
+   every boundary). Each stores its output, then lists what is stored: the step that finds
+   every output there queues RENDITION_ASSEMBLE (two may; assembling twice is harmless);
+3. **assemble** joins the encoded pieces and the audio by stream copy, uploads the MP4 next
+   to the compiled object (`videos/<id>/compiled/<count>.h264.mp4`), records it and
+   removes the steps' files.
+
+So no invocation encodes more than one piece, whatever the recording's length, and a piece
+that fails (its invocation killed, S3 out of reach) comes back alone: SQS delivers its
+message again. Asked again after a stall, the plan step reuses the stored plan and queues
+only the steps whose output is missing.
 
 - Bounded: a video longer than RENDITION_MAX_SECONDS is recorded `too_long` with the reason,
   and nothing is encoded.
-- A rendition that cannot be made is recorded `failed` with the reason (NotPlayable's
-  message, or the kind of fault); a GET ?format=mp4 then answers 422, never a 500.
-- Idempotent: a rendition of a compiled count that already has a result does nothing; a
-  result for an older compiled count (a newer join finished meanwhile) or for a deleted video
-  is refused by the catalog, and its object removed.
-- A running job renews the pending state's requested_at every third of JOIN_STALL_SECONDS;
-  a rendition not heard of for JOIN_STALL_SECONDS is asked for again by the next GET.
-
-Not done: on AWS the pieces run on the threads of the one invocation, so the video's length
-is bounded by the function's 900 s (RENDITION_MAX_SECONDS is set per stage to stay inside
-it). One SQS message per piece (plan and split, encode_piece per message, encode_audio,
-then assemble: each step of chalicelib.media.rendition is a function of files, made for
-that) is the next step.
+- A rendition that cannot be made (in any step) is recorded `failed` with the reason
+  (NotPlayable's message, or the kind of fault); a GET ?format=mp4 then answers 422, never
+  a 500. The other steps of that rendition then find it no longer pending and do nothing.
+- Idempotent: a step of a rendition that is no longer pending (made, failed, or of an
+  older compiled count: a newer join finished meanwhile) does nothing but remove that
+  rendition's leftover files; a result for an older compiled count or a deleted video is
+  refused by the catalog, and its object removed.
+- Each running step renews the pending state's requested_at every third of
+  JOIN_STALL_SECONDS; a rendition not heard of for JOIN_STALL_SECONDS (its messages lost,
+  or waiting in a long queue) is asked for again by the next GET.
 """
+import dataclasses
 import enum
+import json
 import os
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Callable
 
 from aws_lambda_powertools import Logger
@@ -39,14 +57,31 @@ from chalicelib.media import rendition as media_rendition
 from chalicelib.media.ffmpeg import Ffmpeg
 from chalicelib.media.probe import MediaInfo
 from chalicelib.models import MediaSummary, Rendition, RenditionState, Video
-from chalicelib.ports import Backend, Catalog, JobQueue
+from chalicelib.ports import (RENDITION, RENDITION_ASSEMBLE, RENDITION_AUDIO, RENDITION_PIECE,
+                              Backend, Catalog, JobQueue, JoinRequest)
 from chalicelib.settings import Settings
+from chalicelib.transfers import carried
 
 logger = Logger(child=True)
 
 FORMAT_MP4 = "mp4"
 FORMATS = (FORMAT_MP4,)
 CONTENT_TYPE = "video/mp4"
+
+# The files the steps pass on, under the rendition's prefix in the bucket.
+WORK = "rendition"
+PLAN = "plan.json"
+AUDIO_SOURCE = "audio-source.mka"
+AUDIO = "audio.m4a"
+UPLOADS_AT_ONCE = 8  # the plan step's PUTs of the pieces' sources
+
+
+def source_name(index: int) -> str:
+    return f"source-{index:05d}.mkv"
+
+
+def piece_name(index: int) -> str:
+    return f"piece-{index:05d}.mp4"
 
 
 class RenditionOutcome(str, enum.Enum):
@@ -56,8 +91,32 @@ class RenditionOutcome(str, enum.Enum):
     UP_TO_DATE = "rendered already"
     TOO_LONG = "too long"
     FAILED = "failed"
+    PLANNED = "planned: its pieces are queued"
+    STEP_DONE = "step done: others still running"
+    ASSEMBLY_QUEUED = "step done: every piece is there, the assembly is queued"
+    STEPS_MISSING = "the assembly found steps missing: queued again"
     RENDERED = "rendered"
     SUPERSEDED = "superseded by a newer join"
+
+
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    """What the plan step decided and stored: the pieces, and whether there is audio."""
+    pieces: list[media_rendition.Piece]
+    audio: bool
+
+    def outputs(self) -> set[str]:
+        """The names of the files the piece and audio steps store."""
+        return {piece_name(piece.index) for piece in self.pieces} | ({AUDIO} if self.audio else set())
+
+    def to_json(self) -> bytes:
+        return json.dumps({"pieces": [dataclasses.asdict(piece) for piece in self.pieces],
+                           "audio": self.audio}).encode()
+
+    @classmethod
+    def from_json(cls, body: bytes) -> "Plan":
+        fields = json.loads(body)
+        return cls([media_rendition.Piece(**piece) for piece in fields["pieces"]], fields["audio"])
 
 
 def plays_everywhere(media: MediaSummary) -> bool:
@@ -100,11 +159,25 @@ class RenditionJob:
         self.settings = settings
         self.catalog = backend.catalog
         self.store = backend.store
+        self.queue = backend.queue
         self.ffmpeg = ffmpeg
         self.clock = clock
 
-    def run(self, video_id: int) -> RenditionOutcome:
-        """Make the rendition of the video's compiled object as it is now."""
+    def run(self, request: JoinRequest) -> RenditionOutcome:
+        """The step a message asks for (RENDITION: the plan)."""
+        if request.kind == RENDITION:
+            return self.plan(request.video_id)
+        steps = {RENDITION_PIECE: (self._encode_piece, f"piece {request.piece}"),
+                 RENDITION_AUDIO: (self._encode_audio, "the audio"),
+                 RENDITION_ASSEMBLE: (self._assemble, "the assembly")}
+        action, what = steps[request.kind]
+        return self._step(request.video_id, request.chunks, lambda work: action(request, work), what)
+
+    # --- 1. plan ------------------------------------------------------------------------
+
+    def plan(self, video_id: int) -> RenditionOutcome:
+        """Plan the rendition of the video's compiled object as it is now, store the pieces'
+        sources and queue their steps."""
         video = self.catalog.get(video_id)
         if video is None:
             return RenditionOutcome.NO_SUCH_VIDEO
@@ -123,39 +196,153 @@ class RenditionJob:
                       "is made for (RENDITION_MAX_SECONDS): play the original")
             return self._record(video_id, Rendition(chunks, RenditionState.TOO_LONG, error=reason),
                                 RenditionOutcome.TOO_LONG)
+        return self._step(video_id, chunks, lambda work: self._plan(video, work))
+
+    def _plan(self, video: Video, work: str) -> RenditionOutcome:
+        video_id, chunks = video.video_id, video.compiled_chunks
+        stored = self.store.work_files(video_id, WORK, chunks)
+        if PLAN in stored:  # asked again: what is stored stays, what is missing runs again
+            plan = self._read_plan(video_id, chunks, work)
+        else:
+            plan = self._split(video, work)
+            stored = set()
+        missing = [JoinRequest(video_id, False, RENDITION_PIECE, chunks, piece.index)
+                   for piece in plan.pieces if piece_name(piece.index) not in stored]
+        if plan.audio and AUDIO not in stored:
+            missing.append(JoinRequest(video_id, False, RENDITION_AUDIO, chunks))
+        self.queue.schedule_steps(missing or [JoinRequest(video_id, False, RENDITION_ASSEMBLE, chunks)])
+        logger.info("rendition planned", extra={"video_id": video_id, "chunks": chunks,
+                                                "pieces": len(plan.pieces), "queued": len(missing)})
+        return RenditionOutcome.PLANNED
+
+    def _split(self, video: Video, work: str) -> Plan:
+        video_id, chunks = video.video_id, video.compiled_chunks
+        source = os.path.join(work, "source." + video.compiled_key.rsplit(".", 1)[-1])
+        self.store.download_file(video.compiled_key, source)
+        target = self.settings.rendition_piece_seconds
+        pieces = media_rendition.plan_pieces(self.ffmpeg, source, target, target * 4 / 3)
+        audio_source = os.path.join(work, AUDIO_SOURCE)
+        paths = media_rendition.split_pieces(self.ffmpeg, source, pieces, work, audio_source)
+        plan = Plan(pieces, os.path.exists(audio_source))
+        files = [(path, source_name(piece.index)) for path, piece in zip(paths, pieces)]
+        if plan.audio:
+            files.append((audio_source, AUDIO_SOURCE))
+        with ThreadPoolExecutor(max_workers=UPLOADS_AT_ONCE) as pool:
+            for done in [pool.submit(carried(self._put), video_id, chunks, path, name)
+                         for path, name in files]:
+                done.result()
+        # Stored last: a plan in the bucket says every source it names is there too.
+        plan_path = os.path.join(work, PLAN)
+        with open(plan_path, "wb") as out:
+            out.write(plan.to_json())
+        self._put(video_id, chunks, plan_path, PLAN)
+        return plan
+
+    # --- 2. a piece, the audio ------------------------------------------------------------
+
+    def _encode_piece(self, request: JoinRequest, work: str) -> RenditionOutcome:
+        video_id, chunks = request.video_id, request.chunks
+        plan = self._read_plan(video_id, chunks, work)
+        if not 0 <= request.piece < len(plan.pieces):
+            raise NotPlayable(f"not in the plan ({len(plan.pieces)} pieces)")
+        piece = plan.pieces[request.piece]
+        source = self._get(video_id, chunks, source_name(piece.index), work)
+        out = os.path.join(work, piece_name(piece.index))
+        media_rendition.encode_piece(self.ffmpeg, source, piece, out)
+        self._put(video_id, chunks, out, piece_name(piece.index))
+        return self._after(plan, video_id, chunks)
+
+    def _encode_audio(self, request: JoinRequest, work: str) -> RenditionOutcome:
+        video_id, chunks = request.video_id, request.chunks
+        plan = self._read_plan(video_id, chunks, work)
+        source = self._get(video_id, chunks, AUDIO_SOURCE, work)
+        out = os.path.join(work, AUDIO)
+        if media_rendition.encode_audio(self.ffmpeg, source, out) is None:
+            raise NotPlayable("the audio track the plan found holds no audio")
+        self._put(video_id, chunks, out, AUDIO)
+        return self._after(plan, video_id, chunks)
+
+    def _after(self, plan: Plan, video_id: int, chunks: int) -> RenditionOutcome:
+        """Each step lists what is stored once its output is: S3 lists what was written
+        before, so the step that finishes last finds everything and queues the assembly
+        (two finishing together may both; the second assembly finds the work done)."""
+        if plan.outputs() <= self.store.work_files(video_id, WORK, chunks):
+            self.queue.schedule_steps([JoinRequest(video_id, False, RENDITION_ASSEMBLE, chunks)])
+            return RenditionOutcome.ASSEMBLY_QUEUED
+        return RenditionOutcome.STEP_DONE
+
+    # --- 3. assemble ----------------------------------------------------------------------
+
+    def _assemble(self, request: JoinRequest, work: str) -> RenditionOutcome:
+        video_id, chunks = request.video_id, request.chunks
+        plan = self._read_plan(video_id, chunks, work)
+        missing = plan.outputs() - self.store.work_files(video_id, WORK, chunks)
+        if missing:  # an output removed since (by hand, a lifecycle rule): made again
+            self.queue.schedule_steps(
+                [JoinRequest(video_id, False, RENDITION_PIECE, chunks, piece.index)
+                 for piece in plan.pieces if piece_name(piece.index) in missing]
+                + ([JoinRequest(video_id, False, RENDITION_AUDIO, chunks)] if AUDIO in missing else []))
+            return RenditionOutcome.STEPS_MISSING
+        started = time.monotonic()
+        pieces = [self._get(video_id, chunks, piece_name(piece.index), work) for piece in plan.pieces]
+        audio = self._get(video_id, chunks, AUDIO, work) if plan.audio else None
+        out = os.path.join(work, "rendition.mp4")
+        media_rendition.assemble(self.ffmpeg, pieces, audio, out)
+        info = self.ffmpeg.probe(out)
+        key = self.store.rendition_key(video_id, chunks)
+        self.store.upload_file(out, key, CONTENT_TYPE)
+        ready = Rendition(chunks, RenditionState.READY, key=key, byte_size=os.path.getsize(out),
+                          video_codec=info.video.codec if info.video else None,
+                          audio_codec=info.audio.codec if info.audio else None)
+        outcome = self._record(video_id, ready, RenditionOutcome.RENDERED)
+        if outcome is RenditionOutcome.SUPERSEDED:
+            self.store.delete(key)
+        else:
+            logger.info("rendered", extra={"video_id": video_id, "chunks": chunks,
+                                           "pieces": len(plan.pieces), "byte_size": ready.byte_size,
+                                           "assembly_seconds": round(time.monotonic() - started, 3)})
+        return outcome
+
+    # --- every step ---------------------------------------------------------------------
+
+    def _step(self, video_id: int, chunks: int, action: Callable[[str], RenditionOutcome],
+              what: str | None = None) -> RenditionOutcome:
+        """Run a step of the pending rendition of `chunks` chunks in a work directory of
+        its own, renewing the pending state while it runs; a step of a rendition that is
+        no longer pending removes that rendition's files and does nothing. A failure's
+        reason starts with `what` the step made (a piece, the audio)."""
+        video = self.catalog.get(video_id)
+        current = video.current_rendition() if video is not None else None
+        if current is None or current.chunks != chunks or current.state is not RenditionState.PENDING:
+            self.store.delete_work(video_id, WORK, chunks)
+            if current is not None and current.chunks == chunks:
+                return RenditionOutcome.UP_TO_DATE
+            return RenditionOutcome.SUPERSEDED if video is not None else RenditionOutcome.NO_SUCH_VIDEO
         with self._lease(video_id, chunks), \
-                tempfile.TemporaryDirectory(dir=self.settings.work_dir) as work_dir:
-            source = os.path.join(work_dir, "source." + video.compiled_key.rsplit(".", 1)[-1])
-            out = os.path.join(work_dir, "rendition.mp4")
-            started = time.monotonic()
+                tempfile.TemporaryDirectory(dir=self.settings.work_dir) as work:
             try:
-                self.store.download_file(video.compiled_key, source)
-                made = media_rendition.render(self.ffmpeg, source, out,
-                                              workers=self.settings.rendition_workers or None,
-                                              work_dir=work_dir)
-                info = self.ffmpeg.probe(out)
+                return action(work)
             except NotPlayable as error:
-                return self._failed(video_id, chunks, error.message)
+                reason = error.message
             except StorageUnavailable:
-                raise  # the delivery is retried
+                raise  # the delivery is retried, this step alone
             except Exception as error:
                 logger.exception("rendition failed unexpectedly", extra={"video_id": video_id})
-                return self._failed(video_id, chunks,
-                                    f"the rendition failed ({type(error).__name__})")
-            key = self.store.rendition_key(video_id, chunks)
-            self.store.upload_file(out, key, CONTENT_TYPE)
-            ready = Rendition(chunks, RenditionState.READY, key=key, byte_size=os.path.getsize(out),
-                              video_codec=info.video.codec if info.video else None,
-                              audio_codec=info.audio.codec if info.audio else None)
-            outcome = self._record(video_id, ready, RenditionOutcome.RENDERED)
-            if outcome is RenditionOutcome.SUPERSEDED:
-                self.store.delete(key)
-            else:
-                logger.info("rendered", extra={"video_id": video_id, "chunks": chunks,
-                                               "pieces": len(made.pieces),
-                                               "seconds": round(time.monotonic() - started, 3),
-                                               "byte_size": ready.byte_size})
-            return outcome
+                reason = f"the rendition failed ({type(error).__name__})"
+        return self._failed(video_id, chunks, f"{what}: {reason}" if what else reason)
+
+    def _read_plan(self, video_id: int, chunks: int, work: str) -> Plan:
+        with open(self._get(video_id, chunks, PLAN, work), "rb") as plan:
+            return Plan.from_json(plan.read())
+
+    def _get(self, video_id: int, chunks: int, name: str, work: str) -> str:
+        path = os.path.join(work, name)
+        self.store.download_file(self.store.work_key(video_id, WORK, chunks, name), path)
+        return path
+
+    def _put(self, video_id: int, chunks: int, path: str, name: str) -> None:
+        self.store.upload_file(path, self.store.work_key(video_id, WORK, chunks, name),
+                               "application/octet-stream")
 
     def _failed(self, video_id: int, chunks: int, reason: str) -> RenditionOutcome:
         logger.info("rendition failed", extra={"video_id": video_id, "reason": reason})
@@ -167,9 +354,11 @@ class RenditionJob:
         try:
             replaced = self.catalog.finish_rendition(video_id, result)
         except ConditionFailed:
-            return RenditionOutcome.SUPERSEDED  # a newer join, or the video was deleted
+            outcome = RenditionOutcome.SUPERSEDED  # a newer join, or the video was deleted
+            replaced = []
         for key in replaced:
             self.store.delete(key)
+        self.store.delete_work(video_id, WORK, result.chunks)
         return outcome
 
     def _lease(self, video_id: int, chunks: int):

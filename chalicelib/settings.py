@@ -54,10 +54,16 @@ class Settings:
     # mid-block leaves a gap of at most 19 ids.
     id_block_size: int = 1
     # The MP4 rendition (chalicelib.renditions): a video longer than this many seconds gets
-    # none (state too_long; 0: no bound), and render() runs on this many threads (0: one
-    # per CPU). On AWS the whole rendition runs in one join function invocation (900 s).
+    # none (state too_long; 0: no bound). It is encoded in pieces of about this many seconds
+    # (cut at keyframes, at most a third longer), each piece a job of its own: shorter
+    # pieces, more of them at once, the rendition sooner; each one costs a job's start and
+    # its S3 requests.
     rendition_max_seconds: int = 3600
-    rendition_workers: int = 0
+    rendition_piece_seconds: int = 30
+    # `make run` only: how many local worker processes take jobs off the queue (on AWS,
+    # each message has an invocation of its own). Two: a rendition's pieces, or a join
+    # and a rendition, run at once.
+    job_workers: int = 2
 
     @property
     def tokens_required(self) -> bool:
@@ -122,5 +128,6 @@ def get_settings() -> Settings:
                          or os.environ.get("AWS_ENDPOINT_URL", "").strip() or None),
         id_block_size=_integer("ID_BLOCK_SIZE", 1, minimum=1),
         rendition_max_seconds=_integer("RENDITION_MAX_SECONDS", 3600),
-        rendition_workers=_integer("RENDITION_WORKERS", 0),
+        rendition_piece_seconds=_integer("RENDITION_PIECE_SECONDS", 30, minimum=2),
+        job_workers=_integer("JOB_WORKERS", 2, minimum=1),
     )

@@ -43,8 +43,10 @@ def wait_until_up(url: str, process: subprocess.Popen, seconds: float = 60) -> N
     raise SystemExit(f"chalice local did not answer on {url} within {seconds} s")
 
 
-def start_worker() -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "devtools.worker"], cwd=ROOT, env=os.environ.copy())
+def start_worker(sweeps: bool) -> subprocess.Popen:
+    """A worker process; one of them (`sweeps`) also runs the expiry sweep."""
+    return subprocess.Popen([sys.executable, "-m", "devtools.worker"] + ([] if sweeps else ["--no-sweep"]),
+                            cwd=ROOT, env=os.environ.copy())
 
 
 def main() -> None:
@@ -61,32 +63,33 @@ def main() -> None:
         [str(Path(sys.executable).parent / "chalice"), "local", "--stage", STAGE,
          "--host", "127.0.0.1", "--port", str(port), "--no-autoreload"],
         cwd=ROOT, env=os.environ.copy())
-    worker = None
+    workers: list[subprocess.Popen] = []
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
         url = f"http://127.0.0.1:{port}"
         wait_until_up(url + "/health", chalice)
-        worker = start_worker()
+        # Several, as Lambda runs several invocations at once: a rendition's pieces (or a
+        # join and a rendition) run side by side.
+        workers = [start_worker(sweeps=n == 0) for n in range(get_settings().job_workers)]
         print(f"video-management-api is serving on {url} (emulated S3/DynamoDB/SQS at "
-              f"{emulator.url}); Ctrl-C stops it", flush=True)
+              f"{emulator.url}, {len(workers)} job workers); Ctrl-C stops it", flush=True)
         while not stop.is_set() and chalice.poll() is None:
-            if worker.poll() is not None:
-                # As Lambda starts a new instance: the API and the emulator stay up, and the
-                # message the worker held comes back after its visibility timeout.
-                print(f"the join worker exited with {worker.returncode}; starting another",
-                      file=sys.stderr, flush=True)
-                worker = start_worker()
+            for n, worker in enumerate(workers):
+                if worker.poll() is not None:
+                    # As Lambda starts a new instance: the API and the emulator stay up, and
+                    # the message the worker held comes back after its visibility timeout.
+                    print(f"a job worker exited with {worker.returncode}; starting another",
+                          file=sys.stderr, flush=True)
+                    workers[n] = start_worker(sweeps=n == 0)
             stop.wait(0.5)
     except KeyboardInterrupt:
         pass
     finally:
-        for process in (worker, chalice):
-            if process is not None and process.poll() is None:
+        for process in workers + [chalice]:
+            if process.poll() is None:
                 process.terminate()
-        for process in (worker, chalice):
-            if process is None:
-                continue
+        for process in workers + [chalice]:
             try:
                 process.wait(10)
             except subprocess.TimeoutExpired:

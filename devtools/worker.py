@@ -1,6 +1,7 @@
-"""The local join worker: polls the job queue and hands each message to app.join_videos,
-the handler the SQS-triggered Lambda runs on AWS, and runs the expiry sweep AWS runs on a
-schedule. Its own process, as the join Lambda is
+"""A local job worker: polls the job queue and hands each message to app.join_videos,
+the handler the SQS-triggered Lambda runs on AWS, and (unless started with --no-sweep: one
+of the JOB_WORKERS workers devtools.server starts sweeps) runs the expiry sweep AWS runs on
+a schedule. Its own process, as the join Lambda is
 its own function: a join's CPU and I/O stay out of the API's and the emulator's way.
 
 Started by devtools.server with the stage's environment (AWS_ENDPOINT_URL included).
@@ -51,7 +52,7 @@ def expire_abandoned(app_module) -> None:
     app_module.expire_abandoned(event, LambdaContext("expire_abandoned", memory_size=256))
 
 
-def main() -> None:
+def main(sweeps: bool = True) -> None:
     # On AWS the join Lambda has CPUs of its own; here it shares them with the API and the
     # emulator, and the appends (someone is recording) come first.
     os.nice(10)
@@ -60,7 +61,7 @@ def main() -> None:
     swept_at = 0.0
     while True:
         try:
-            if time.monotonic() - swept_at >= SWEEP_SECONDS:
+            if sweeps and time.monotonic() - swept_at >= SWEEP_SECONDS:
                 swept_at = time.monotonic()
                 expire_abandoned(app)
             deliver_next(app, wait_seconds=1)
@@ -70,6 +71,6 @@ def main() -> None:
 
 if __name__ == "__main__":
     try:
-        main()
+        main(sweeps="--no-sweep" not in sys.argv[1:])
     except KeyboardInterrupt:
         pass

@@ -182,7 +182,10 @@ def packaged_template(package_dir) -> dict:
 
 @pytest.fixture(scope="session")
 def live_server(tmp_path_factory):
-    with running_stack(tmp_path_factory.mktemp("server") / "server.log") as server:
+    # Renditions in pieces of about 2 s: a few seconds of recording make several, for the
+    # JOB_WORKERS workers to share.
+    with running_stack(tmp_path_factory.mktemp("server") / "server.log",
+                       RENDITION_PIECE_SECONDS="2") as server:
         yield server
 
 

@@ -7,6 +7,11 @@ videos/<id>/compiled/draft-000002.webm               a video composed from segme
                                                      multipart upload the fold started when it
                                                      committed segment 1 of 2, completed by a join
 videos/<id>/compiled/000042.h264.mp4                 its H.264/AAC MP4 rendition
+videos/<id>/rendition/000042/plan.json, ...         the steps' files while that rendition is
+                                                     made (the pieces' sources, the encoded
+                                                     pieces, the audio), removed once it is
+videos/<id>/reencode/000042/plan.json, ...          the same for the re-encode of complete
+                                                     files that differ (a join's source)
 videos/<id>/segments/000000.seg, 000001.seg, ...     chunks folded into >= 5 MiB pieces
 videos/<id>/segments/000001.json, ...                the fold's state after each segment
 videos/<id>/segments/000003-000031457280.seg         segment 3 extended with the pieces after
@@ -46,6 +51,18 @@ def compiled_key(video_id: int, chunk_count: int, extension: str) -> str:
 
 def rendition_key(video_id: int, chunk_count: int) -> str:
     return f"videos/{video_id}/compiled/{chunk_count:06d}.h264.mp4"
+
+
+# The jobs made of steps whose files pass through the bucket (chalicelib.renditions, and
+# chalicelib.reencodes for complete files that differ).
+WORK_JOBS = ("rendition", "reencode")
+
+
+def work_prefix(video_id: int, job: str, chunk_count: int | None = None) -> str:
+    if job not in WORK_JOBS:
+        raise ValueError(f"not a job that stores work: {job!r}")
+    prefix = f"videos/{video_id}/{job}/"
+    return prefix if chunk_count is None else f"{prefix}{chunk_count:06d}/"
 
 
 def draft_key(video_id: int, segment_count: int, extension: str) -> str:

@@ -29,6 +29,12 @@ class MemoryQueue:
             due = self.clock() + min(delay_seconds, 900)
             self._messages.append((due, self._sequence, JoinRequest(video_id, False, RENDITION)))
 
+    def schedule_steps(self, requests: list[JoinRequest]) -> None:
+        with self._lock:
+            for request in requests:
+                self._sequence += 1
+                self._messages.append((self.clock(), self._sequence, request))
+
     def receive(self, wait_seconds: int = 0) -> "MemoryDelivery | None":
         with self._lock:
             now = self.clock()

@@ -14,9 +14,11 @@ from chalicelib.adapters.keys import (
     extension_key,
     fold_state_key,
     piece_key,
+    rendition_key,
     segment_key,
     source_prefixes,
     video_prefix,
+    work_prefix,
 )
 from chalicelib.errors import ChunkMissing, StorageUnavailable, UploadGone
 from chalicelib.transfers import TransferCounter
@@ -160,6 +162,26 @@ class MemoryStore:
                 del self.objects[key]
                 self.content_types.pop(key, None)
 
+    def rendition_key(self, video_id: int, chunk_count: int) -> str:
+        return rendition_key(video_id, chunk_count)
+
+    def download_file(self, key: str, path: str) -> None:
+        body = self._existing(key)
+        with open(path, "wb") as target:
+            target.write(body)
+        self.transfers.count(read=len(body))
+
+    def work_key(self, video_id: int, job: str, chunk_count: int, name: str) -> str:
+        return work_prefix(video_id, job, chunk_count) + name
+
+    def work_files(self, video_id: int, job: str, chunk_count: int) -> set[str]:
+        prefix = work_prefix(video_id, job, chunk_count)
+        with self._lock:
+            return {key[len(prefix):] for key in self.objects if key.startswith(prefix)}
+
+    def delete_work(self, video_id: int, job: str, chunk_count: int) -> None:
+        self._delete_under(work_prefix(video_id, job, chunk_count))
+
     def presigned_get(self, key: str, download: bool = False) -> str:
         attachment = f"&attachment={download_name(key)}" if download else ""
         return f"memory://videos/{key}?expires={int(time.time()) + 3600}{attachment}"
@@ -238,21 +260,3 @@ class MemoryComposition:
         with self._store._lock:
             self._store.uploads.pop(self.upload_id, None)
 
-
-# --- the MP4 rendition (chalicelib.renditions): two MemoryStore methods, as S3Store's. ---
-from chalicelib.adapters.keys import rendition_key  # noqa: E402
-
-
-def _rendition_key(self, video_id: int, chunk_count: int) -> str:
-    return rendition_key(video_id, chunk_count)
-
-
-def _download_file(self, key: str, path: str) -> None:
-    body = self._existing(key)
-    with open(path, "wb") as target:
-        target.write(body)
-    self.transfers.count(read=len(body))
-
-
-MemoryStore.rendition_key = _rendition_key
-MemoryStore.download_file = _download_file

@@ -21,9 +21,11 @@ from chalicelib.adapters.keys import (
     extension_key,
     fold_state_key,
     piece_key,
+    rendition_key,
     segment_key,
     source_prefixes,
     video_prefix,
+    work_prefix,
 )
 from chalicelib.errors import ChunkMissing, StorageUnavailable, UploadGone
 from chalicelib.transfers import TransferCounter, carried
@@ -215,6 +217,28 @@ class S3Store:
                         raise StorageUnavailable(f"{_SERVICE} kept {len(answer['Errors'])} of "
                                                  f"{len(keys)} objects ({', '.join(codes)}); retry")
 
+    def rendition_key(self, video_id: int, chunk_count: int) -> str:
+        return rendition_key(video_id, chunk_count)
+
+    def download_file(self, key: str, path: str) -> None:
+        with aws.service_errors(_SERVICE):
+            self.client.download_file(self.bucket, key, path, Config=_UPLOAD)
+        self.transfers.count(read=os.path.getsize(path))
+
+    def work_key(self, video_id: int, job: str, chunk_count: int, name: str) -> str:
+        return work_prefix(video_id, job, chunk_count) + name
+
+    def work_files(self, video_id: int, job: str, chunk_count: int) -> set[str]:
+        prefix = work_prefix(video_id, job, chunk_count)
+        with aws.service_errors(_SERVICE):
+            return {item["Key"][len(prefix):]
+                    for page in self.client.get_paginator("list_objects_v2").paginate(
+                        Bucket=self.bucket, Prefix=prefix)
+                    for item in page.get("Contents", [])}
+
+    def delete_work(self, video_id: int, job: str, chunk_count: int) -> None:
+        self._delete_under(work_prefix(video_id, job, chunk_count))
+
     def presigned_get(self, key: str, download: bool = False) -> str:
         # Signed on each request: a URL dies with the temporary credentials that signed it.
         params = {"Bucket": self.bucket, "Key": key}
@@ -340,20 +364,3 @@ class S3Composition:
             # lifecycle rule (AbortIncompleteMultipartUpload) removes them.
             pass
 
-
-# --- the MP4 rendition (chalicelib.renditions): two S3Store methods, kept at the end of
-# the file (an addition that leaves the code above as it was). ---
-from chalicelib.adapters.keys import rendition_key  # noqa: E402
-
-def _rendition_key(self, video_id: int, chunk_count: int) -> str:
-    return rendition_key(video_id, chunk_count)
-
-
-def _download_file(self, key: str, path: str) -> None:
-    with aws.service_errors(_SERVICE):
-        self.client.download_file(self.bucket, key, path, Config=_UPLOAD)
-    self.transfers.count(read=os.path.getsize(path))
-
-
-S3Store.rendition_key = _rendition_key
-S3Store.download_file = _download_file

@@ -6,20 +6,28 @@ local worker receives them from the same queue and runs the same handler.
 """
 import functools
 import json
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from chalicelib import aws
-from chalicelib.ports import JOIN, RENDITION, JoinRequest
+from chalicelib.ports import JOIN, RENDITION, RENDITION_PIECE, RENDITION_STEPS, JoinRequest
 
 _SERVICE = "SQS"
 _LONGEST_DELAY = 900  # SQS's limit for DelaySeconds
+_SENDS_AT_ONCE = 8  # a rendition's steps are queued this many at a time
 
 
 def message_body(request: JoinRequest) -> str:
     """A join as it always was, `{"join": <id>, "urgent": ...}`; a rendition
-    `{"kind": "rendition", "video_id": <id>}`."""
+    `{"kind": "rendition", "video_id": <id>}`; a rendition's step adds the compiled chunk
+    count it is of (`"chunks"`) and, for a piece, the piece's index (`"piece"`)."""
     if request.kind == RENDITION:
         return json.dumps({"kind": RENDITION, "video_id": request.video_id})
+    if request.kind in RENDITION_STEPS:
+        body = {"kind": request.kind, "video_id": request.video_id, "chunks": request.chunks}
+        if request.kind == RENDITION_PIECE:
+            body["piece"] = request.piece
+        return json.dumps(body)
     return json.dumps({"join": request.video_id, "urgent": request.urgent})
 
 
@@ -31,6 +39,9 @@ def join_request_of(body: str) -> JoinRequest:
     kind = message.get("kind", JOIN)
     if kind == RENDITION:
         return JoinRequest(int(message["video_id"]), False, RENDITION)
+    if kind in RENDITION_STEPS:
+        piece = int(message["piece"]) if kind == RENDITION_PIECE else None
+        return JoinRequest(int(message["video_id"]), False, kind, int(message["chunks"]), piece)
     if kind != JOIN:
         raise ValueError("an unknown kind of job")
     return JoinRequest(int(message["join"]), bool(message.get("urgent", False)))
@@ -69,6 +80,17 @@ class SqsQueue:
             self.client.send_message(QueueUrl=self.url,
                                      DelaySeconds=min(delay_seconds, _LONGEST_DELAY),
                                      MessageBody=message_body(JoinRequest(video_id, False, RENDITION)))
+
+    def schedule_steps(self, requests: list[JoinRequest]) -> None:
+        # One SendMessage each, a few at once. (SendMessageBatch would take ten per call,
+        # and is authorized by sqs:SendMessage on AWS; moto's IAM checks it as an action
+        # of its own, which no policy here grants.)
+        def send(request: JoinRequest) -> None:
+            with aws.service_errors(_SERVICE):
+                self.client.send_message(QueueUrl=self.url, MessageBody=message_body(request))
+        with ThreadPoolExecutor(max_workers=_SENDS_AT_ONCE) as pool:
+            for sent in [pool.submit(send, request) for request in requests]:
+                sent.result()
 
     def receive(self, wait_seconds: int = 0) -> SqsDelivery | None:
         with aws.service_errors(_SERVICE):

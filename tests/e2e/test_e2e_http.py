@@ -10,6 +10,7 @@ import requests
 
 from tests.conftest import ROOT, fixture_chunks, wait_for_video
 from tests.inspect_media import matroska_has_cues
+from tests.media_factory import cut, unseekable_stream
 
 pytestmark = pytest.mark.e2e
 
@@ -63,6 +64,35 @@ def test_recorded_chunks_come_back_as_one_seekable_video(live_server, tmp_path):
     ranged = requests.get(answer.headers["Location"], headers={"Range": "bytes=100-199"}, timeout=10)
     assert ranged.status_code == 206
     assert ranged.content == video.content[100:200]
+
+
+def test_a_vp8_recording_gets_an_h264_aac_rendition_made_in_pieces_by_the_workers(live_server, tmp_path):
+    url = live_server.url
+    video_id, token = create(url)
+    auth = {"Authorization": f"Bearer {token}"}
+    for chunk in cut(unseekable_stream("webm", "vp8", "opus", seconds=6.0), pieces=5):
+        response = requests.post(f"{url}/append_video/{video_id}/", data=chunk, timeout=10,
+                                 headers={**auth, "Content-Type": "video/webm"})
+        assert response.status_code == 200, response.text
+    assert requests.post(f"{url}/videos/{video_id}/finalize", headers=auth, timeout=10).status_code == 200
+
+    mp4 = lambda: requests.get(f"{url}/get_video/{video_id}/?format=mp4", headers=auth,  # noqa: E731
+                               allow_redirects=False, timeout=10)
+    answer = wait_for_video(mp4, timeout=120)
+    assert answer.status_code == 302, answer.text
+    video = requests.get(answer.headers["Location"], timeout=10)
+    assert (video.status_code, video.headers["Content-Type"]) == (200, "video/mp4")
+    path = tmp_path / "rendition.mp4"
+    path.write_bytes(video.content)
+    assert decode_errors(str(path)) == ""
+    status = requests.get(f"{url}/videos/{video_id}", headers=auth, timeout=10).json()
+    [rendition] = status["renditions"]
+    assert (rendition["state"], rendition["video_codec"], rendition["audio_codec"]) == ("ready", "h264", "aac")
+    assert rendition["byte_size"] == len(video.content)
+    # made in three pieces of 2 s, each its own job: the workers logged each step
+    log = live_server.log.read_text()
+    assert log.count('"message":"rendition_piece job"') >= 3
+    assert '"message":"rendition_assemble job"' in log
 
 
 def readme_session() -> str:

@@ -142,8 +142,9 @@ def test_appends_schedule_at_most_one_pending_join_and_a_get_one_urgent_join(cli
     for _ in range(3):  # a player polling: one urgent join, not one per GET
         assert client.http.get(f"/get_video/{video_id}", headers=auth).status_code == 202
     assert queued_joins(join_queue()) == 2
-    # the second finds the video up to date; the third message is the VP8 video's rendition
-    assert run_queued_joins(app_module) == 3
+    # the second finds the video up to date; then come the VP8 video's rendition's steps:
+    # the plan, its one piece, the audio and the assembly
+    assert run_queued_joins(app_module) == 6
     assert client.http.get(f"/get_video/{video_id}", headers=auth).status_code == 302
 
 
@@ -160,8 +161,9 @@ def test_a_status_poll_or_a_get_on_a_video_whose_join_was_lost_asks_again(client
     assert queued_joins(join_queue()) == 1  # the status poll asked for one
     assert client.http.get(f"/get_video/{video_id}", headers=auth).status_code == 202
     assert queued_joins(join_queue()) == 2  # and the player, an urgent one
-    # the second finds the video up to date; the third message is the VP8 video's rendition
-    assert run_queued_joins(app_module) == 3
+    # the second finds the video up to date; then come the VP8 video's rendition's steps:
+    # the plan, its one piece, the audio and the assembly
+    assert run_queued_joins(app_module) == 6
     assert client.http.get(f"/get_video/{video_id}", headers=auth).status_code == 302
 
 

@@ -13,7 +13,8 @@ from chalicelib.adapters.keys import piece_key
 from chalicelib.adapters.memory_store import MemoryStore
 from chalicelib.errors import ChunkMissing, ConditionFailed, StorageUnavailable
 from chalicelib.models import JoinMethod, MediaSummary, Rendition, RenditionState
-from chalicelib.ports import JOIN, RENDITION
+from chalicelib.ports import (JOIN, RENDITION, RENDITION_ASSEMBLE, RENDITION_AUDIO, RENDITION_PIECE,
+                              JoinRequest)
 from chalicelib.settings import get_settings
 from chalicelib.transfers import Transfers
 
@@ -634,3 +635,34 @@ def test_a_rendition_request_is_a_message_of_its_own_kind(backend):
         kinds.append((delivery.request.video_id, delivery.request.kind))
         delivery.acknowledge()
     assert sorted(kinds) == [(7, RENDITION), (8, JOIN)]
+
+
+def test_a_rendition_s_steps_are_queued_a_message_each_beyond_one_batch(backend):
+    queue = backend.queue
+    steps = ([JoinRequest(7, False, RENDITION_PIECE, 3, piece) for piece in range(12)]
+             + [JoinRequest(7, False, RENDITION_AUDIO, 3), JoinRequest(7, False, RENDITION_ASSEMBLE, 3)])
+    queue.schedule_steps(steps)
+    received = []
+    while (delivery := queue.receive()) is not None:
+        received.append(delivery.request)
+        delivery.acknowledge()
+    key = lambda request: (request.kind, request.piece if request.piece is not None else -1)  # noqa: E731
+    assert sorted(received, key=key) == sorted(steps, key=key)
+
+
+def test_the_steps_files_of_a_rendition_are_listed_and_removed_by_chunk_count(backend, tmp_path):
+    store = backend.store
+    source = tmp_path / "piece.bin"
+    source.write_bytes(b"piece")
+    for chunks, name in ((3, "plan.json"), (3, "piece-00000.mp4"), (4, "plan.json")):
+        store.upload_file(str(source), store.work_key(9, "rendition", chunks, name), "application/octet-stream")
+    assert store.work_files(9, "rendition", 3) == {"plan.json", "piece-00000.mp4"}
+    assert store.work_files(9, "rendition", 5) == set()
+    copy = tmp_path / "copy.bin"
+    store.download_file(store.work_key(9, "rendition", 3, "piece-00000.mp4"), str(copy))
+    assert copy.read_bytes() == b"piece"
+    store.delete_work(9, "rendition", 3)
+    assert store.work_files(9, "rendition", 3) == set()
+    assert store.work_files(9, "rendition", 4) == {"plan.json"}  # another compiled count's stay
+    store.delete_video(9)
+    assert store.work_files(9, "rendition", 4) == set()

@@ -4,14 +4,17 @@ rendition on the join queue, handled by the same SQS handler); the rendition job
 H.264/AAC MP4 that decodes and lasts as long as the joined video, served by
 GET /get_video/<id>/?format=mp4. An H.264/AAC recording gets no rendition job: the
 original is what ?format=mp4 serves. Short, small recordings keep this fast."""
+import dataclasses
 import os
 import subprocess
+
+import pytest
 
 from chalice.local import LambdaContext
 
 import app as app_module
 from chalicelib.media.ffmpeg import Ffmpeg
-from chalicelib.ports import JOIN, RENDITION
+from chalicelib.ports import JOIN, RENDITION, RENDITION_ASSEMBLE, RENDITION_AUDIO, RENDITION_PIECE
 from devtools.worker import sqs_event
 from tests.helpers import body
 from tests.media_factory import cut, fragmented_mp4, unseekable_stream
@@ -51,10 +54,26 @@ def decode_errors(path: str) -> str:
                           capture_output=True, timeout=60).stderr.decode()
 
 
-def test_a_vp8_opus_recording_gets_an_h264_aac_mp4_that_plays_as_long(client, tmp_path):
+@pytest.fixture
+def one_second_pieces():
+    """Pieces of about a second (the generated recordings have a keyframe every second):
+    a 3 s recording is made in three."""
+    job = app_module.services().renditions
+    before = job.settings
+    job.settings = dataclasses.replace(before, rendition_piece_seconds=1)
+    yield
+    job.settings = before
+
+
+def test_a_vp8_opus_recording_gets_an_h264_aac_mp4_made_in_pieces_that_plays_as_long(
+        client, tmp_path, one_second_pieces):
     video_id, auth = record(client, unseekable_stream("webm", "vp8", "opus", seconds=3.0), "video/webm")
     kinds = run_queue()
     assert RENDITION in kinds and kinds.index(RENDITION) > kinds.index(JOIN)
+    # the plan, then a message per piece and one for the audio, then the assembly, once
+    steps = kinds[kinds.index(RENDITION):]
+    assert sorted(steps[1:-1]) == [RENDITION_AUDIO] + [RENDITION_PIECE] * 3
+    assert steps[-1] == RENDITION_ASSEMBLE and kinds.count(RENDITION_ASSEMBLE) == 1
     status = body(client.http.get(f"/videos/{video_id}", headers=auth))
     assert status["status"] == "ready" and status["video_codec"] == "vp8"
     [rendition] = status["renditions"]
@@ -78,9 +97,9 @@ def test_a_vp8_opus_recording_gets_an_h264_aac_mp4_that_plays_as_long(client, tm
     # the original is still the default answer
     assert ".webm" in client.http.get(f"/get_video/{video_id}/", headers=auth).headers["Location"]
     # the same rendition asked for again does nothing
-    assert app_module.services().renditions.run(video_id).value == "rendered already"
-    # a finished video keeps the compiled video, its poster and the rendition; a delete
-    # takes them all
+    assert app_module.services().renditions.plan(video_id).value == "rendered already"
+    # a finished video keeps the compiled video, its poster and the rendition (the steps'
+    # files are gone); a delete takes them all
     store = app_module.services().backend.store
     kept = sorted(item["Key"] for item in store.client.list_objects_v2(
         Bucket=store.bucket, Prefix=f"videos/{video_id}/").get("Contents", []))
@@ -102,3 +121,56 @@ def test_an_h264_aac_recording_gets_no_rendition_job_and_its_original_is_the_mp4
     assert f"videos/{video_id}/compiled/" in location and ".mp4" in location
     assert ".h264.mp4" not in location
     assert run_queue() == []  # nor did the GET ask for one
+
+
+def run_until(kind: str) -> list:
+    """Handle messages until one of `kind` is received; that one is returned, not handled."""
+    queue = app_module.services().backend.queue
+    while (delivery := queue.receive()) is not None:
+        if delivery.request.kind == kind:
+            return delivery
+        answer = app_module.join_videos(sqs_event(delivery.body, delivery.receipt),
+                                        LambdaContext("join_videos", memory_size=1024))
+        assert not answer["batchItemFailures"], delivery.body
+        delivery.acknowledge()
+    raise AssertionError(f"no {kind} message")
+
+
+def test_a_lost_piece_is_made_again_alone_when_the_rendition_is_asked_for_again(client, one_second_pieces):
+    video_id, auth = record(client, unseekable_stream("webm", "vp8", "opus", seconds=3.0), "video/webm")
+    lost = run_until(RENDITION_PIECE)
+    lost.acknowledge()  # its invocation died and the message with it (after the last retry)
+    assert RENDITION_ASSEMBLE not in run_queue()  # the other steps finish; no assembly
+    services = app_module.services()
+    assert services.backend.catalog.get(video_id).current_rendition().state.value == "pending"
+    # asked again (a GET once it stalls): the plan stored is reused, the lost piece alone runs
+    assert services.renditions.plan(video_id).value.startswith("planned")
+    queue = services.backend.queue
+    again = queue.receive()
+    assert (again.request.kind, again.request.piece) == (RENDITION_PIECE, lost.request.piece)
+    assert queue.receive() is None
+    queue.schedule_steps([again.request])
+    again.acknowledge()
+    assert run_queue() == [RENDITION_PIECE, RENDITION_ASSEMBLE]
+    status = body(client.http.get(f"/videos/{video_id}", headers=auth))
+    assert status["renditions"][0]["state"] == "ready"
+    assert client.http.get(f"/get_video/{video_id}/?format=mp4", headers=auth).status_code == 302
+
+
+def test_a_piece_that_cannot_be_encoded_fails_the_rendition_and_the_other_steps_stop(client, one_second_pieces):
+    video_id, auth = record(client, unseekable_stream("webm", "vp8", "opus", seconds=3.0), "video/webm")
+    first = run_until(RENDITION_PIECE)
+    store = app_module.services().backend.store
+    chunks = app_module.services().backend.catalog.get(video_id).compiled_chunks
+    source = store.work_key(video_id, "rendition", chunks, f"source-{first.request.piece:05d}.mkv")
+    store.client.put_object(Bucket=store.bucket, Key=source, Body=b"not a piece of video")
+    app_module.services().backend.queue.schedule_steps([first.request])
+    first.acknowledge()
+    assert RENDITION_ASSEMBLE not in run_queue()
+    status = body(client.http.get(f"/videos/{video_id}", headers=auth))
+    [rendition] = status["renditions"]
+    assert rendition["state"] == "failed"
+    assert f"piece {first.request.piece}" in rendition["error"]
+    refused = client.http.get(f"/get_video/{video_id}/?format=mp4", headers=auth)
+    assert (refused.status_code, body(refused)["Code"]) == (422, "RenditionUnavailable")
+    assert store.work_files(video_id, "rendition", chunks) == set()

@@ -59,6 +59,8 @@ def test_the_join_is_triggered_by_the_template_s_queue_and_reports_each_failed_m
     assert event["Type"] == "SQS"
     assert event["Properties"]["Queue"] == {"Fn::GetAtt": ["JoinQueue", "Arn"]}
     assert event["Properties"]["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    # one message per invocation: a rendition's pieces run at once, not in one invocation
+    assert event["Properties"]["BatchSize"] == 1
     queue = packaged_template["Resources"]["JoinQueue"]["Properties"]
     assert queue["RedrivePolicy"]["deadLetterTargetArn"] == {"Fn::GetAtt": ["JoinDeadLetters", "Arn"]}
     assert queue["RedrivePolicy"]["maxReceiveCount"] >= 2
@@ -212,6 +214,7 @@ def test_what_cloudformation_creates_has_the_throttle_the_access_log_and_the_par
                   if r["Type"] == "AWS::Lambda::EventSourceMapping"]
     assert mapping["EventSourceArn"] == {"Fn::GetAtt": ["JoinQueue", "Arn"]}
     assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert mapping["BatchSize"] == 1
     (api,) = [r["Properties"] for r in cloudformation.values() if r["Type"] == "AWS::ApiGateway::RestApi"]
     responses = api["Body"]["x-amazon-apigateway-gateway-responses"]
     for kind in ("DEFAULT_4XX", "DEFAULT_5XX"):  # a 429 from the throttle is JSON, as ours are

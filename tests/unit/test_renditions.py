@@ -1,18 +1,19 @@
 """The MP4 rendition's state machine (chalicelib.renditions) and its answers over HTTP
 (GET /get_video/<id>/?format=mp4, the status's `renditions`), over the in-memory backend.
-The rendition itself is never encoded here (no process in the unit tier): render() is
-replaced where a job gets that far; tests/integration/test_renditions.py runs it for real."""
+The rendition itself is never encoded here (no process in the unit tier): the steps run
+here are those that decide without ffmpeg (what to queue, what to leave alone);
+tests/integration/test_renditions.py runs every step for real."""
 import dataclasses
 import json
-import shutil
 
 import pytest
 
 from chalicelib import renditions
-from chalicelib.errors import NotPlayable
 from chalicelib.media.probe import MediaInfo, Stream
+from chalicelib.media.rendition import Piece
 from chalicelib.models import JoinMethod, MediaSummary, Rendition, RenditionState
-from chalicelib.ports import RENDITION
+from chalicelib.ports import (RENDITION, RENDITION_ASSEMBLE, RENDITION_AUDIO, RENDITION_PIECE,
+                              JoinRequest)
 from chalicelib.renditions import RenditionOutcome
 from tests.conftest import fixture_chunks
 
@@ -51,16 +52,23 @@ def queued_kinds(services) -> list[str]:
     return kinds
 
 
-def fake_render(services, monkeypatch, fail: str | None = None):
-    """render() that writes a file (or fails), and a probe that calls it H.264/AAC."""
-    def render(ffmpeg, source, out, workers=None, work_dir=None):
-        if fail:
-            raise NotPlayable(fail)
-        shutil.copyfile(source, out)
-        return renditions.media_rendition.Rendition(pieces=[])
-    monkeypatch.setattr(renditions.media_rendition, "render", render)
-    info = MediaInfo(3.0, (Stream("video", "h264", "High"), Stream("audio", "aac")))
-    monkeypatch.setattr(services.renditions.ffmpeg, "probe", lambda path: info)
+def pending(services, video_id: int, chunks: int = 1) -> None:
+    services.backend.catalog.request_rendition(video_id, chunks, 10.0, stall_seconds=60)
+
+
+def store_work(services, video_id: int, names: dict[str, bytes], chunks: int = 1) -> None:
+    store = services.backend.store
+    for name, data in names.items():
+        store.objects[store.work_key(video_id, "rendition", chunks, name)] = data
+
+
+def two_piece_plan(audio: bool = True) -> bytes:
+    pieces = [Piece(0, 0.0, 1.5, 0, 45, 640, 360), Piece(1, 1.5, 3.0, 45, 45, 640, 360)]
+    return renditions.Plan(pieces, audio).to_json()
+
+
+def step(kind: str, video_id: int, chunks: int = 1, piece: int | None = None) -> JoinRequest:
+    return JoinRequest(video_id, False, kind, chunks, piece)
 
 
 # --- which videos get one -------------------------------------------------------------
@@ -75,61 +83,84 @@ def test_only_videos_that_are_not_h264_aac_in_mp4_want_a_rendition():
     assert renditions.wanted(H264, ten_bit)
 
 
-# --- the job ----------------------------------------------------------------------------
+# --- the job's steps (the encoding itself: tests/integration/test_renditions.py) --------
 
-def test_the_job_renders_uploads_and_records_and_a_second_run_does_nothing(services, monkeypatch):
-    fake_render(services, monkeypatch)
-    video_id, _, _ = ready_video(services)
-    outcome = services.renditions.run(video_id)
-    assert outcome is RenditionOutcome.RENDERED
-    rendition = services.backend.catalog.get(video_id).current_rendition()
-    assert (rendition.state, rendition.key) == (RenditionState.READY, "videos/%d/compiled/000001.h264.mp4" % video_id)
-    assert (rendition.byte_size, rendition.video_codec, rendition.audio_codec) == (8, "h264", "aac")
-    assert services.backend.store.objects[rendition.key] == b"original"
-    assert services.backend.store.content_types[rendition.key] == "video/mp4"
-    assert services.renditions.run(video_id) is RenditionOutcome.UP_TO_DATE
-
-
-def test_a_video_longer_than_the_bound_is_too_long_and_nothing_is_encoded(services, monkeypatch):
-    fake_render(services, monkeypatch, fail="must not be called")
+def test_a_video_longer_than_the_bound_is_too_long_and_nothing_is_encoded(services):
     services.renditions.settings = dataclasses.replace(services.settings, rendition_max_seconds=2)
     video_id, _, _ = ready_video(services)
-    assert services.renditions.run(video_id) is RenditionOutcome.TOO_LONG
+    pending(services, video_id)
+    assert services.renditions.run(JoinRequest(video_id, False, RENDITION)) is RenditionOutcome.TOO_LONG
     rendition = services.backend.catalog.get(video_id).current_rendition()
     assert rendition.state is RenditionState.TOO_LONG
     assert "more than the 2 s" in rendition.error
-    assert not [key for key in services.backend.store.objects if key.endswith(".h264.mp4")]
+    assert queued_kinds(services) == []
+    assert services.backend.store.work_files(video_id, "rendition", 1) == set()
 
 
-def test_a_rendition_that_cannot_be_made_is_recorded_failed_with_the_reason(services, monkeypatch):
-    fake_render(services, monkeypatch, fail="the recording has no video frames to render")
+def test_asked_again_the_plan_queues_only_the_steps_whose_output_is_missing(services):
     video_id, _, _ = ready_video(services)
-    assert services.renditions.run(video_id) is RenditionOutcome.FAILED
+    pending(services, video_id)
+    store_work(services, video_id, {"plan.json": two_piece_plan(), "piece-00000.mp4": b"done"})
+    assert services.renditions.plan(video_id) is RenditionOutcome.PLANNED
+    requests = list(iter(services.backend.queue.receive, None))
+    assert sorted((d.request.kind, d.request.piece) for d in requests) == [
+        (RENDITION_AUDIO, None), (RENDITION_PIECE, 1)]
+    assert {d.request.chunks for d in requests} == {1}
+
+
+def test_with_every_output_stored_the_plan_queues_the_assembly(services):
+    video_id, _, _ = ready_video(services)
+    pending(services, video_id)
+    store_work(services, video_id, {"plan.json": two_piece_plan(audio=False),
+                                    "piece-00000.mp4": b"done", "piece-00001.mp4": b"done"})
+    assert services.renditions.plan(video_id) is RenditionOutcome.PLANNED
+    assert queued_kinds(services) == [RENDITION_ASSEMBLE]
+
+
+def test_an_assembly_missing_an_output_queues_its_step_again(services):
+    video_id, _, _ = ready_video(services)
+    pending(services, video_id)
+    store_work(services, video_id, {"plan.json": two_piece_plan(), "piece-00001.mp4": b"done",
+                                    "audio.m4a": b"done"})
+    outcome = services.renditions.run(step(RENDITION_ASSEMBLE, video_id))
+    assert outcome is RenditionOutcome.STEPS_MISSING
+    [again] = list(iter(services.backend.queue.receive, None))
+    assert (again.request.kind, again.request.piece) == (RENDITION_PIECE, 0)
+    assert services.backend.catalog.get(video_id).current_rendition().state is RenditionState.PENDING
+
+
+@pytest.mark.parametrize("kind, piece", [(RENDITION_PIECE, 0), (RENDITION_AUDIO, None),
+                                         (RENDITION_ASSEMBLE, None)])
+def test_a_step_of_a_rendition_no_longer_pending_does_nothing_and_removes_its_files(services, kind, piece):
+    video_id, _, _ = ready_video(services)
+    catalog = services.backend.catalog
+    pending(services, video_id)
+    store_work(services, video_id, {"plan.json": two_piece_plan(), "source-00000.mkv": b"x"})
+    catalog.finish_rendition(video_id, Rendition(1, RenditionState.FAILED, error="piece 1 broke"))
+    assert services.renditions.run(step(kind, video_id, piece=piece)) is RenditionOutcome.UP_TO_DATE
+    assert services.backend.store.work_files(video_id, "rendition", 1) == set()
+    # a step of an older compiled count, once a newer join has finished
+    store_work(services, video_id, {"plan.json": two_piece_plan()})
+    catalog.finish_join(video_id, 2, services.backend.store.compiled_key(video_id, 2, "webm"), None, VP8)
+    assert services.renditions.run(step(kind, video_id, piece=piece)) is RenditionOutcome.SUPERSEDED
+    assert services.backend.store.work_files(video_id, "rendition", 1) == set()
+    assert queued_kinds(services) == []
+
+
+def test_a_piece_the_plan_does_not_have_fails_the_rendition_with_the_reason(services):
+    video_id, _, _ = ready_video(services)
+    pending(services, video_id)
+    store_work(services, video_id, {"plan.json": two_piece_plan()})
+    assert services.renditions.run(step(RENDITION_PIECE, video_id, piece=7)) is RenditionOutcome.FAILED
     rendition = services.backend.catalog.get(video_id).current_rendition()
-    assert (rendition.state, rendition.error) == (RenditionState.FAILED,
-                                                  "the recording has no video frames to render")
-
-
-def test_a_rendition_finished_after_a_newer_join_is_dropped(services, monkeypatch):
-    fake_render(services, monkeypatch)
-    video_id, _, _ = ready_video(services)
-    catalog, store = services.backend.catalog, services.backend.store
-    render = renditions.media_rendition.render
-
-    def newer_join_meanwhile(ffmpeg, source, out, **options):
-        catalog.finish_join(video_id, 2, store.compiled_key(video_id, 2, "webm"), None, VP8)
-        return render(ffmpeg, source, out, **options)
-    monkeypatch.setattr(renditions.media_rendition, "render", newer_join_meanwhile)
-    catalog.claim_chunk(video_id, 1, "x" * 64, None, 5.0)
-    assert services.renditions.run(video_id) is RenditionOutcome.SUPERSEDED
-    assert catalog.get(video_id).rendition is None
-    assert not [key for key in store.objects if key.endswith(".h264.mp4")]
+    assert rendition.error == "piece 7: not in the plan (2 pieces)"
+    assert services.backend.store.work_files(video_id, "rendition", 1) == set()
 
 
 def test_the_job_leaves_alone_what_plays_everywhere_and_what_is_gone(services):
     video_id, _, _ = ready_video(services, H264)
-    assert services.renditions.run(video_id) is RenditionOutcome.NOT_WANTED
-    assert services.renditions.run(999) is RenditionOutcome.NO_SUCH_VIDEO
+    assert services.renditions.plan(video_id) is RenditionOutcome.NOT_WANTED
+    assert services.renditions.plan(999) is RenditionOutcome.NO_SUCH_VIDEO
 
 
 # --- GET /get_video/<id>/?format=mp4 ----------------------------------------------------
@@ -150,10 +181,12 @@ def test_while_pending_the_mp4_is_a_202_and_asked_for_once(client, services):
     assert original.status_code == 302 and "compiled/000001.webm" in original.headers["Location"]
 
 
-def test_once_ready_the_mp4_is_a_302_to_the_rendition(client, services, monkeypatch):
-    fake_render(services, monkeypatch)
+def test_once_ready_the_mp4_is_a_302_to_the_rendition(client, services):
     video_id, auth, playback = ready_video(services)
-    services.renditions.run(video_id)
+    key = services.backend.store.rendition_key(video_id, 1)
+    services.backend.store.objects[key] = b"rendered"
+    services.backend.catalog.finish_rendition(video_id, Rendition(
+        1, RenditionState.READY, key=key, byte_size=8, video_codec="h264", audio_codec="aac"))
     ready = client.http.get(f"/get_video/{video_id}/?format=mp4&token={playback}")
     assert ready.status_code == 302
     assert "compiled/000001.h264.mp4" in ready.headers["Location"]
@@ -237,7 +270,12 @@ def test_join_messages_keep_their_shape_and_a_rendition_is_a_kind_of_its_own():
     rendition = JoinRequest(5, False, RENDITION)
     assert join_request_of(message_body(rendition)) == rendition
     assert json.loads(message_body(JoinRequest(5, True))) == {"join": 5, "urgent": True}
-    for unreadable in ('{"kind": "thumbnail", "video_id": 5}', '[5]', '{"kind": "rendition"}'):
+    for each in (JoinRequest(5, False, RENDITION_PIECE, 3, 0), JoinRequest(5, False, RENDITION_AUDIO, 3),
+                 JoinRequest(5, False, RENDITION_ASSEMBLE, 3)):
+        assert join_request_of(message_body(each)) == each
+    for unreadable in ('{"kind": "thumbnail", "video_id": 5}', '[5]', '{"kind": "rendition"}',
+                       '{"kind": "rendition_piece", "video_id": 5, "chunks": 3}',
+                       '{"kind": "rendition_audio", "video_id": 5}'):
         with pytest.raises((ValueError, KeyError, TypeError)):
             join_request_of(unreadable)
 
