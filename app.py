@@ -234,10 +234,12 @@ def expire_abandoned(event):
 # own (chalicelib.join_messages): a batch's joins run one after another, so the last message
 # would wait for the joins before it (time to ready is what a viewer waits for) and all of
 # them would share one 900 s timeout, while Lambda bills by the millisecond: a batch would
-# save only the per-request charge.
+# save only the per-request charge. It is also what makes a rendition's pieces (and a
+# re-encode's files) run at once: each piece's message gets an invocation of its own.
 @app.on_sqs_message(queue_arn="arn:aws:sqs:::JoinQueue", batch_size=1)
 def join_videos(event):
-    """The job of each message (a join, or a video's MP4 rendition); answers the messages that failed (batchItemFailures), which
+    """The job of each message (a join, a step of its re-encode, or a step of a video's MP4
+    rendition); answers the messages that failed (batchItemFailures), which
     alone come back. The trigger needs FunctionResponseTypes: ReportBatchItemFailures."""
     return join_batch(event.to_dict(), services().joiner, services().backend.queue,
-                      services().renditions)
+                      services().renditions, services().reencodes)

@@ -197,7 +197,7 @@ class Bench:
         # The comparison: the same join job without the segment join, so the chunk join
         # (ffmpeg) takes every recording. Built here; the product's wiring is untouched.
         strategies = [s for s in wiring.join_strategies(m.settings, m.backend, m.joiner.folder,
-                                                        m.joiner.ffmpeg)
+                                                        m.joiner.ffmpeg, m.reencodes)
                       if not isinstance(s, SegmentJoin)]
         self.ffmpeg_joiner = Joiner(m.settings, m.backend, strategies, m.joiner.folder,
                                     m.joiner.ffmpeg)

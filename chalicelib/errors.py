@@ -121,6 +121,11 @@ class ChunkMissing(Exception):
         self.index = index
 
 
+class HandedOff(Exception):
+    """The join handed its work to steps of its own (chalicelib.reencodes): it ends here,
+    its lease kept by the steps, and it is asked for again when they are done."""
+
+
 class FoldSuperseded(Exception):
     """Another job committed the segment this fold was about to commit: read the record
     again and go on from there."""

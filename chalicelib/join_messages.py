@@ -29,7 +29,8 @@ from chalicelib.adapters.sqs import join_request_of
 from chalicelib.errors import FoldSuperseded, StorageUnavailable
 from chalicelib.joiner import Joiner
 from chalicelib.models import JoinOutcome
-from chalicelib.ports import RENDITION, RENDITION_STEPS, JobQueue
+from chalicelib.ports import REENCODE_STEPS, RENDITION, RENDITION_STEPS, JobQueue
+from chalicelib.reencodes import Reencodes
 from chalicelib.renditions import RenditionJob
 
 logger = Logger(child=True)
@@ -43,13 +44,15 @@ _processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_fail
 
 
 def join_batch(event: dict, joiner: Joiner, queue: JobQueue,
-               renditions: RenditionJob | None = None) -> dict:
+               renditions: RenditionJob | None = None, reencodes: Reencodes | None = None) -> dict:
     """Run the job of each message of an SQS event (its raw dict), one after another: a
-    join, or (kind "rendition" and its steps) a step of the rendition job. Without
-    `renditions` a rendition message fails (it is not this caller's to drop)."""
+    join, a step of a join's re-encode (REENCODE_STEPS), or (kind "rendition" and its
+    steps) a step of the rendition job. Without the job a message asks for, it fails (it
+    is not this caller's to drop)."""
     return process_partial_response(event=event, processor=_processor,
                                     record_handler=functools.partial(_join, joiner=joiner, queue=queue,
-                                                                     renditions=renditions))
+                                                                     renditions=renditions,
+                                                                     reencodes=reencodes))
 
 
 def retry_delay(deliveries: int | None) -> int:
@@ -57,7 +60,7 @@ def retry_delay(deliveries: int | None) -> int:
 
 
 def _join(record: SQSRecord, joiner: Joiner, queue: JobQueue,
-          renditions: RenditionJob | None = None):
+          renditions: RenditionJob | None = None, reencodes: Reencodes | None = None):
     with observability.job_scope(record.message_id):
         deliveries = int(record.attributes.get("ApproximateReceiveCount") or 0) or None
         try:
@@ -75,6 +78,10 @@ def _join(record: SQSRecord, joiner: Joiner, queue: JobQueue,
                 if renditions is None:
                     raise RuntimeError("a rendition message, and no rendition job to run it")
                 outcome = renditions.run(request)
+            elif request.kind in REENCODE_STEPS:
+                if reencodes is None:
+                    raise RuntimeError("a re-encode step, and no re-encode job to run it")
+                outcome = reencodes.run(request)
             else:
                 outcome = joiner.run(request.video_id, urgent=request.urgent)
         except (StorageUnavailable, FoldSuperseded) as error:

@@ -21,6 +21,7 @@ from chalicelib.errors import (
     ChunkMissing,
     ConditionFailed,
     FoldSuperseded,
+    HandedOff,
     NotPlayable,
     StorageUnavailable,
 )
@@ -106,6 +107,10 @@ class Joiner:
         except ChunkMissing as missing:
             self._chunk_missing(video, missing.index)
             return JoinOutcome.WAITING_FOR_CHUNK
+        except HandedOff:
+            # The re-encode's steps (chalicelib.reencodes) go on: they keep this join's
+            # lease while they run, and the last of them asks for the join again.
+            return JoinOutcome.HANDED_OFF
         except NotPlayable as error:
             self.catalog.fail_join(video_id, video.chunk_count, error.message)
             logger.info("join failed", extra={"video_id": video_id, "reason": error.message})

@@ -31,6 +31,7 @@ class JoinOutcome(str, enum.Enum):
     FAILED = "failed"
     JOINED = "joined"
     SUPERSEDED = "superseded by a newer join"
+    HANDED_OFF = "handed to its re-encode steps"
 
 
 @dataclass(frozen=True)

@@ -247,15 +247,21 @@ RENDITION_PIECE = "rendition_piece"
 RENDITION_AUDIO = "rendition_audio"
 RENDITION_ASSEMBLE = "rendition_assemble"
 RENDITION_STEPS = (RENDITION_PIECE, RENDITION_AUDIO, RENDITION_ASSEMBLE)
+# Complete files that differ, re-encoded by steps of the join (chalicelib.reencodes): one
+# REENCODE_PART per file and one REENCODE_AUDIO; the last to finish asks for the join again.
+REENCODE_PART = "reencode_part"
+REENCODE_AUDIO = "reencode_audio"
+REENCODE_STEPS = (REENCODE_PART, REENCODE_AUDIO)
 
 
 @dataclass(frozen=True)
 class JoinRequest:
     video_id: int
     urgent: bool  # someone waits to play the video: join now, not after the pause
-    kind: str = JOIN  # JOIN, RENDITION or one of RENDITION_STEPS
-    chunks: int | None = None  # a rendition step's: the compiled chunk count it is of
-    piece: int | None = None  # RENDITION_PIECE's: the piece's index in the plan
+    kind: str = JOIN  # JOIN, RENDITION, or one of RENDITION_STEPS or REENCODE_STEPS
+    chunks: int | None = None  # a step's: the chunk count it is of
+    piece: int | None = None  # RENDITION_PIECE's and REENCODE_PART's: the piece's index
+    lease: float | None = None  # a REENCODE step's: when the join it works for started
 
 
 class Delivery(Protocol):
@@ -274,7 +280,7 @@ class JobQueue(Protocol):
         """Ask for the video's MP4 rendition (a message of kind RENDITION on the same queue)."""
 
     def schedule_steps(self, requests: list[JoinRequest]) -> None:
-        """Queue a rendition's steps (RENDITION_STEPS requests), due now: each its own
+        """Queue steps (RENDITION_STEPS, REENCODE_STEPS requests), due now: each its own
         message, so that each runs in its own invocation, all at once."""
 
     def receive(self, wait_seconds: int = 0) -> Delivery | None:

@@ -23,6 +23,7 @@ from chalicelib.media.fold import Folder
 from chalicelib.media.joins import JoinStrategy
 from chalicelib.media.segment_join import SegmentJoin
 from chalicelib.ports import Backend
+from chalicelib.reencodes import Reencodes
 from chalicelib.renditions import RenditionJob
 from chalicelib.settings import Settings
 from chalicelib.videos import VideoService
@@ -35,6 +36,7 @@ class Services:
     videos: VideoService  # the API's use cases
     joiner: Joiner  # the join job
     renditions: RenditionJob  # the MP4 rendition job
+    reencodes: Reencodes  # the steps of a join that re-encodes complete files that differ
 
 
 def aws_backend(settings: Settings) -> Backend:
@@ -51,12 +53,12 @@ def memory_backend(clock: Callable[[], float] = time.time, id_block_size: int = 
 
 
 def join_strategies(settings: Settings, backend: Backend, folder: Folder,
-                    ffmpeg: Ffmpeg) -> list[JoinStrategy]:
+                    ffmpeg: Ffmpeg, reencodes: Reencodes) -> list[JoinStrategy]:
     """The strategies the join job asks, in order: the first that does not decline joins."""
     return [
         SegmentJoin(folder, backend.store, ffmpeg),  # a WebM/Matroska stream, folded
         ChunkJoin(backend.store, ffmpeg,  # anything ffmpeg reads
-                  JoinLimits(settings.allow_reencode, settings.max_reencode_seconds)),
+                  JoinLimits(settings.allow_reencode, settings.max_reencode_seconds), reencodes),
     ]
 
 
@@ -65,10 +67,12 @@ def build(settings: Settings, backend: Backend | None = None,
     backend = backend or aws_backend(settings)
     ffmpeg = Ffmpeg(settings.ffmpeg_binary)
     folder = Folder(backend.catalog, backend.store)
-    strategies = join_strategies(settings, backend, folder, ffmpeg)
+    reencodes = Reencodes(settings, backend, ffmpeg, clock)
+    strategies = join_strategies(settings, backend, folder, ffmpeg, reencodes)
     return Services(
         settings=settings, backend=backend,
         videos=VideoService(settings, backend, clock),
         joiner=Joiner(settings, backend, strategies, folder, ffmpeg, clock),
         renditions=RenditionJob(settings, backend, ffmpeg, clock),
+        reencodes=reencodes,
     )

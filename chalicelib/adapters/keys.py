@@ -84,5 +84,6 @@ def piece_key(video_id: int, piece_id: str) -> str:
 
 
 def source_prefixes(video_id: int) -> list[str]:
-    """What a video is made from (chunks, segments and their state, pieces), not what it is."""
-    return [f"videos/{video_id}/{part}/" for part in ("chunks", "segments", "pieces")]
+    """What a video is made from (chunks, segments and their state, pieces, the files of a
+    re-encode's steps), not what it is."""
+    return [f"videos/{video_id}/{part}/" for part in ("chunks", "segments", "pieces", "reencode")]

@@ -10,7 +10,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from chalicelib import aws
-from chalicelib.ports import JOIN, RENDITION, RENDITION_PIECE, RENDITION_STEPS, JoinRequest
+from chalicelib.ports import (JOIN, REENCODE_PART, REENCODE_STEPS, RENDITION, RENDITION_PIECE,
+                              RENDITION_STEPS, JoinRequest)
 
 _SERVICE = "SQS"
 _LONGEST_DELAY = 900  # SQS's limit for DelaySeconds
@@ -19,14 +20,17 @@ _SENDS_AT_ONCE = 8  # a rendition's steps are queued this many at a time
 
 def message_body(request: JoinRequest) -> str:
     """A join as it always was, `{"join": <id>, "urgent": ...}`; a rendition
-    `{"kind": "rendition", "video_id": <id>}`; a rendition's step adds the compiled chunk
-    count it is of (`"chunks"`) and, for a piece, the piece's index (`"piece"`)."""
+    `{"kind": "rendition", "video_id": <id>}`; a step adds the chunk count it is of
+    (`"chunks"`), for a piece the piece's index (`"piece"`), and a re-encode's step when
+    the join it works for started (`"lease"`)."""
     if request.kind == RENDITION:
         return json.dumps({"kind": RENDITION, "video_id": request.video_id})
-    if request.kind in RENDITION_STEPS:
+    if request.kind in RENDITION_STEPS + REENCODE_STEPS:
         body = {"kind": request.kind, "video_id": request.video_id, "chunks": request.chunks}
-        if request.kind == RENDITION_PIECE:
+        if request.kind in (RENDITION_PIECE, REENCODE_PART):
             body["piece"] = request.piece
+        if request.kind in REENCODE_STEPS:
+            body["lease"] = request.lease
         return json.dumps(body)
     return json.dumps({"join": request.video_id, "urgent": request.urgent})
 
@@ -39,9 +43,10 @@ def join_request_of(body: str) -> JoinRequest:
     kind = message.get("kind", JOIN)
     if kind == RENDITION:
         return JoinRequest(int(message["video_id"]), False, RENDITION)
-    if kind in RENDITION_STEPS:
-        piece = int(message["piece"]) if kind == RENDITION_PIECE else None
-        return JoinRequest(int(message["video_id"]), False, kind, int(message["chunks"]), piece)
+    if kind in RENDITION_STEPS + REENCODE_STEPS:
+        piece = int(message["piece"]) if kind in (RENDITION_PIECE, REENCODE_PART) else None
+        lease = float(message["lease"]) if kind in REENCODE_STEPS else None
+        return JoinRequest(int(message["video_id"]), False, kind, int(message["chunks"]), piece, lease)
     if kind != JOIN:
         raise ValueError("an unknown kind of job")
     return JoinRequest(int(message["join"]), bool(message.get("urgent", False)))

@@ -5,21 +5,24 @@ files (chalicelib.media.files) and joined by ffmpeg.
   stream-copied into a file in the work directory, where the muxer can write Duration and
   Cues (WebM, Matroska) or put the moov first (fragmented MP4 becomes MP4).
 - Complete files with the same streams: each remuxed, then joined by stream copy.
-- Complete files that differ: re-encoded to one format, or refused when the stage says so.
+- Complete files that differ: re-encoded to one format, a job per file
+  (chalicelib.media.reencode), or refused when the stage says so.
 
 Both write whole files to the work directory and a re-encode runs at about real time, so a
-deployment bounds them (on Lambda: /tmp and 900 s); a recording beyond either bound fails at
-once with a reason that says so, instead of filling the disk or running out of time.
+deployment bounds them (on Lambda: /tmp, and 900 s for the re-encode of one file); a
+recording beyond either bound fails at once with a reason that says so, instead of filling
+the disk or running out of time.
 """
 import functools
 import os
 import shutil
 from dataclasses import dataclass
-from typing import Callable, Iterable, Iterator
+from typing import Callable, Iterable, Iterator, Protocol
 
 from chalicelib import prefetch
 from chalicelib.errors import NotPlayable
 from chalicelib.media import containers, verify
+from chalicelib.media import reencode as media_reencode
 from chalicelib.media.containers import Container
 from chalicelib.media.ffmpeg import REENCODE_CONTAINER, Ffmpeg
 from chalicelib.media.files import ChunkFiles
@@ -28,6 +31,12 @@ from chalicelib.media.probe import MediaInfo
 from chalicelib.media.stream_check import structure_walk
 from chalicelib.models import JoinMethod, Video
 from chalicelib.ports import ObjectStore
+
+
+class VideoReencode(Protocol):
+    def reencode(self, video: Video, files: list[tuple[str, MediaInfo]], output: str) -> None:
+        """Re-encode the video's complete files that differ into `output`, or hand the work
+        to other jobs and raise HandedOff."""
 
 
 @dataclass(frozen=True)
@@ -72,11 +81,17 @@ def _megabytes(size: int) -> str:
     return f"{size / 1e6:,.0f} MB"
 
 
+# Re-encodes complete files that differ (each a path and its probe) into one MP4 at a path.
+Reencode = Callable[[list[tuple[str, MediaInfo]], str], None]
+
+
 def join_chunks(ffmpeg: Ffmpeg, chunks: Iterable[bytes | Iterator[bytes]], work_dir: str,
-                limits: JoinLimits = JoinLimits()) -> JoinedVideo:
+                limits: JoinLimits = JoinLimits(), reencode: Reencode | None = None) -> JoinedVideo:
     """Join chunks (each given as bytes or as an iterator of blocks), in order, into one
     file whose duration matches what went in. Whether it decodes is for
-    chalicelib.media.verify to say (the join job runs it while the file uploads)."""
+    chalicelib.media.verify to say (the join job runs it while the file uploads).
+    `reencode`: how complete files that differ are re-encoded (the join job hands the files
+    to its steps, chalicelib.reencodes); by default every step in this process."""
     parts: list[_Part] = []
     for index, blocks in enumerate(ChunkFiles(chunks)):
         container = containers.sniff(blocks.head[:containers.SNIFF_BYTES])
@@ -108,15 +123,17 @@ def join_chunks(ffmpeg: Ffmpeg, chunks: Iterable[bytes | Iterator[bytes]], work_
         path = os.path.join(work_dir, f"joined.{container.extension}")
         ffmpeg.concat_copy([p.path for p in parts], container, path)
     elif limits.allow_reencode:
-        seconds = sum(p.info.duration for p in parts)
-        if limits.max_reencode_seconds and seconds > limits.max_reencode_seconds:
+        longest = max(parts, key=lambda part: part.info.duration)
+        if limits.max_reencode_seconds and longest.info.duration > limits.max_reencode_seconds:
             raise NotPlayable(
                 f"the chunks are complete files whose streams differ ({_describe_difference(parts)}); "
-                f"re-encoding {_duration(seconds)} of them would take longer than the join may "
-                f"run (at most {_duration(limits.max_reencode_seconds)} are re-encoded here)")
+                f"file {parts.index(longest) + 1} lasts {_duration(longest.info.duration)}, longer "
+                f"than one re-encode job may take (at most {_duration(limits.max_reencode_seconds)} "
+                "of a file are re-encoded here)")
         container, method = REENCODE_CONTAINER, JoinMethod.REENCODE
         path = os.path.join(work_dir, f"joined.{container.extension}")
-        ffmpeg.concat_reencode([(p.path, p.info) for p in parts], path)
+        (reencode or functools.partial(media_reencode.reencode, ffmpeg))(
+            [(p.path, p.info) for p in parts], path)
     else:
         raise NotPlayable("the chunks are complete files whose streams differ ("
                           + _describe_difference(parts) + ") and re-encoding is off")
@@ -180,10 +197,12 @@ def _blocks(store: ObjectStore, video_id: int, index: int, first: bytes) -> Iter
 class ChunkJoin:
     """Reads every stored chunk (fetched ahead) and joins them with ffmpeg. Never declines."""
 
-    def __init__(self, store: ObjectStore, ffmpeg: Ffmpeg, limits: JoinLimits):
+    def __init__(self, store: ObjectStore, ffmpeg: Ffmpeg, limits: JoinLimits,
+                 reencoder: "VideoReencode | None" = None):
         self.store = store
         self.ffmpeg = ffmpeg
         self.limits = limits
+        self.reencoder = reencoder  # the re-encode in steps (chalicelib.reencodes), if any
 
     def prepare(self, video: Video, work_dir: str) -> PreparedJoin:
         # The remux of the recording is about as large as the recording.
@@ -192,7 +211,8 @@ class ChunkJoin:
         chunks = prefetch.prefetch_in_order(
             indices, functools.partial(_chunk, self.store, video.video_id),
             prefetch.window_for(min(video.byte_count, READ_BLOCK * len(indices)), len(indices)))
-        joined = join_chunks(self.ffmpeg, chunks, work_dir, self.limits)
+        reencode = functools.partial(self.reencoder.reencode, video) if self.reencoder else None
+        joined = join_chunks(self.ffmpeg, chunks, work_dir, self.limits, reencode)
         key = self.store.compiled_key(video.video_id, video.chunk_count, joined.container.extension)
         return _PreparedFile(key=key, container=joined.container, info=joined.info,
                              method=joined.method, byte_size=os.path.getsize(joined.path),

@@ -19,11 +19,9 @@ from chalicelib.media.probe import MediaInfo, parse_probe
 
 # ffmpeg's own words are kept short in a status: the last lines say what went wrong.
 _ERROR_LINES = 4
-# Joins of files that differ are re-encoded to this one format: H.264 and AAC in MP4 plays
-# everywhere, and libx264 is the fastest good encoder in the layer's ffmpeg.
+# Joins of files that differ are re-encoded to this one format (chalicelib.media.reencode):
+# H.264 and AAC in MP4 plays everywhere.
 REENCODE_CONTAINER = containers.MP4
-REENCODE_OPTIONS = {"c:v": "libx264", "preset": "veryfast", "crf": 23, "pix_fmt": "yuv420p",
-                    "c:a": "aac", "b:a": "128k", "ar": 48000, "ac": 2, "movflags": "+faststart"}
 # Every recording in progress ends mid-frame: its last chunk was cut at an arbitrary byte.
 # The frames before it are whole and kept.
 _CUT_END = (b"File ended prematurely",)
@@ -137,39 +135,49 @@ class Ffmpeg:
         self._run(ffmpeg.input(listing, f="concat", safe=0).output(output, **_copy_options(container)),
                   "the files could not be joined")
 
-    def concat_reencode(self, parts: list[tuple[str, MediaInfo]], output: str) -> None:
-        """Re-encode files that differ into REENCODE_CONTAINER with the concat filter: every
-        video scaled and padded to the first one's frame, missing tracks filled with black
-        or silence so each part keeps its length."""
-        with_video = [info.video for _, info in parts if info.video]
-        has_audio = any(info.audio for _, info in parts)
-        width, height = _even(with_video[0].width or 1280), _even(with_video[0].height or 720)
-        rate = _frame_rate(with_video[0].frame_rate) if with_video else None
+    # Complete files that differ (chalicelib.media.reencode): each file's video encoded on
+    # its own, the audio of all of them in one pass.
+
+    def encode_part(self, source: str | None, output: str, options: dict, size: tuple[int, int],
+                    rate: float, start: float, seconds: float, timeout: float | None = None) -> None:
+        """Encode `seconds` of the first video stream of `source` (black frames when None:
+        a file without video) fitted into `size`, at a constant `rate`, its timestamps
+        starting at `start` (where the file starts in the joined video)."""
+        width, height = size
+        if source is None:
+            video = ffmpeg.input(f"color=c=black:s={width}x{height}:r={rate}:d={seconds}", f="lavfi").video
+        else:
+            video = (ffmpeg.input(source)["v:0"]
+                     .filter("scale", width, height, force_original_aspect_ratio="decrease")
+                     .filter("pad", width, height, "(ow-iw)/2", "(oh-ih)/2")
+                     .filter("setsar", 1))
+        video = (video.filter("setpts", "PTS-STARTPTS").filter("fps", rate)
+                 .filter("trim", duration=seconds).filter("format", "yuv420p"))
+        stream = ffmpeg.output(video, output, output_ts_offset=f"{start:.6f}", **options)
+        self._run(stream, "the file could not be encoded", timeout=timeout)
+
+    def encode_audio_parts(self, parts: list[tuple[str | None, float]], output: str,
+                           options: dict, timeout: float | None = None) -> None:
+        """Encode in one pass the first audio stream of each file (silence for None), each
+        made exactly its `seconds` long (padded with silence or cut), one after another."""
         streams = []
-        for path, info in parts:
-            source = ffmpeg.input(path)
-            seconds = info.duration
-            if with_video:
-                if info.video:
-                    video = (source.video
-                             .filter("scale", width, height, force_original_aspect_ratio="decrease")
-                             .filter("pad", width, height, "(ow-iw)/2", "(oh-ih)/2")
-                             .filter("setsar", 1).filter("fps", rate))
-                else:
-                    video = ffmpeg.input(f"color=c=black:s={width}x{height}:r={rate}:d={seconds}",
-                                         f="lavfi").video
-                streams.append(video.filter("format", "yuv420p"))
-            if has_audio:
-                if info.audio:
-                    audio = source.audio.filter("aresample", 48000).filter(
-                        "aformat", sample_fmts="fltp", channel_layouts="stereo")
-                else:
-                    audio = ffmpeg.input(f"anullsrc=r=48000:cl=stereo:d={seconds}", f="lavfi").audio
-                streams.append(audio)
-        joined = ffmpeg.concat(*streams, v=int(bool(with_video)), a=int(has_audio)).node
-        outputs = [joined[i] for i in range(int(bool(with_video)) + int(has_audio))]
-        options = dict(REENCODE_OPTIONS, f=REENCODE_CONTAINER.name, fflags="+bitexact")
-        self._run(ffmpeg.output(*outputs, output, **options), "the files could not be re-encoded")
+        for source, seconds in parts:
+            if source is None:
+                audio = ffmpeg.input(f"anullsrc=r=48000:cl=stereo:d={seconds}", f="lavfi").audio
+            else:
+                audio = (ffmpeg.input(source)["a:0"].filter("asetpts", "PTS-STARTPTS")
+                         .filter("aresample", 48000)
+                         .filter("aformat", sample_fmts="fltp", channel_layouts="stereo")
+                         .filter("apad").filter("atrim", duration=seconds))
+            streams.append(audio)
+        joined = ffmpeg.concat(*streams, v=0, a=1) if len(streams) > 1 else streams[0]
+        self._run(ffmpeg.output(joined, output, **options), "the audio could not be encoded",
+                  timeout=timeout)
+
+    def copy_audio(self, source: str, output: str) -> None:
+        """Stream-copy the first audio stream alone into a Matroska file."""
+        self._run(ffmpeg.output(ffmpeg.input(source)["a:0"], output, f="matroska", c="copy",
+                                fflags="+bitexact"), "the audio could not be copied")
 
     # The rendition (chalicelib.media.rendition): cut, encode and join by pieces. The
     # choices (encoder options, where to cut) are the rendition's; the command lines are here.
@@ -317,11 +325,8 @@ def _copy_options(container: Container) -> dict:
     return options
 
 
-def _even(pixels: int) -> int:
-    return pixels - pixels % 2
-
-
-def _frame_rate(text: str | None) -> float:
+def frame_rate(text: str | None) -> float:
+    """A probed frame rate in frames a second; 30 when it is missing or implausible."""
     try:
         rate = float(text.rstrip("k")) * (1000 if text.endswith("k") else 1)
     except (AttributeError, ValueError):

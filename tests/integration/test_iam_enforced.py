@@ -347,7 +347,7 @@ def deliver_queued_joins(join, limit: int = 20) -> int:
     handled = 0
     while handled < limit and (delivery := join.backend.queue.receive()) is not None:
         answer = join_batch(sqs_event(delivery.body, delivery.receipt), join.joiner, join.backend.queue,
-                            join.renditions)
+                            join.renditions, join.reencodes)
         assert not answer["batchItemFailures"], f"the join of {delivery.body} failed"
         delivery.acknowledge()
         handled += 1

@@ -12,8 +12,8 @@ from chalicelib import renditions
 from chalicelib.media.probe import MediaInfo, Stream
 from chalicelib.media.rendition import Piece
 from chalicelib.models import JoinMethod, MediaSummary, Rendition, RenditionState
-from chalicelib.ports import (RENDITION, RENDITION_ASSEMBLE, RENDITION_AUDIO, RENDITION_PIECE,
-                              JoinRequest)
+from chalicelib.ports import (REENCODE_AUDIO, REENCODE_PART, RENDITION, RENDITION_ASSEMBLE,
+                              RENDITION_AUDIO, RENDITION_PIECE, JoinRequest)
 from chalicelib.renditions import RenditionOutcome
 from tests.conftest import fixture_chunks
 
@@ -271,11 +271,14 @@ def test_join_messages_keep_their_shape_and_a_rendition_is_a_kind_of_its_own():
     assert join_request_of(message_body(rendition)) == rendition
     assert json.loads(message_body(JoinRequest(5, True))) == {"join": 5, "urgent": True}
     for each in (JoinRequest(5, False, RENDITION_PIECE, 3, 0), JoinRequest(5, False, RENDITION_AUDIO, 3),
-                 JoinRequest(5, False, RENDITION_ASSEMBLE, 3)):
+                 JoinRequest(5, False, RENDITION_ASSEMBLE, 3),
+                 JoinRequest(5, False, REENCODE_PART, 3, 1, 1_000_000.123456),
+                 JoinRequest(5, False, REENCODE_AUDIO, 3, None, 1_000_000.123456)):
         assert join_request_of(message_body(each)) == each
     for unreadable in ('{"kind": "thumbnail", "video_id": 5}', '[5]', '{"kind": "rendition"}',
                        '{"kind": "rendition_piece", "video_id": 5, "chunks": 3}',
-                       '{"kind": "rendition_audio", "video_id": 5}'):
+                       '{"kind": "rendition_audio", "video_id": 5}',
+                       '{"kind": "reencode_part", "video_id": 5, "chunks": 3, "piece": 0}'):
         with pytest.raises((ValueError, KeyError, TypeError)):
             join_request_of(unreadable)
 

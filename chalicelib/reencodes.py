@@ -1,0 +1,210 @@
+"""The re-encode of complete files that differ, in steps of the join: no invocation
+re-encodes more than one file, whatever the recording's length.
+
+A join whose chunks are complete files that differ (chalicelib.media.chunk_join) calls
+`Reencodes.reencode` with the files it has remuxed. The first time, that stores each file
+(and each file's audio, copied out) under `videos/<id>/reencode/<count>/` with the plan
+(chalicelib.media.reencode.plan_parts), queues one REENCODE_PART message per file and one
+REENCODE_AUDIO, and raises HandedOff: the join ends there without a verdict, its lease still
+held, and the steps renew that lease while they run (so the video stays `processing`, and
+no other join starts on the same chunks). Each step stores its output and lists what is
+stored: the step that finds every output there ends the join's lease and asks for an urgent
+join. That join remuxes the files again (a stream copy), finds every output stored, joins
+them by stream copy (chalicelib.media.reencode.join) and publishes the result as any join
+does: verified, with its poster, and the steps' files removed with the sources once the
+recording is finished.
+
+- A step that fails on S3 comes back alone (its message is retried); a file that cannot be
+  encoded fails the join with a reason that names the file.
+- A step of a join that is over (the video got more chunks, or the join's lease lapsed and
+  another join took over) does nothing.
+- Steps that all vanish (killed, their messages lost): the lease lapses after
+  JOIN_STALL_SECONDS, the next append, status poll or GET asks for a join, and that join
+  finds the stored plan and queues only the steps whose output is missing. After
+  MAX_JOIN_ATTEMPTS such takeovers the video fails, as a join that never finishes does.
+- A recording without video (audio files that differ) is re-encoded in the join itself: its
+  one audio pass is the whole work, and audio encodes at tens of times real time.
+"""
+import enum
+import os
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Callable
+
+from aws_lambda_powertools import Logger
+
+from chalicelib import leases
+from chalicelib.errors import HandedOff, NotPlayable, StorageUnavailable
+from chalicelib.media import reencode as media_reencode
+from chalicelib.media.ffmpeg import Ffmpeg
+from chalicelib.media.probe import MediaInfo
+from chalicelib.models import Video
+from chalicelib.ports import REENCODE_AUDIO, REENCODE_PART, Backend, JoinRequest
+from chalicelib.settings import Settings
+from chalicelib.transfers import carried
+
+logger = Logger(child=True)
+
+WORK = "reencode"
+PLAN = "plan.json"
+AUDIO = "audio.m4a"
+UPLOADS_AT_ONCE = 8
+
+
+def file_name(index: int) -> str:
+    return f"file-{index:05d}"  # the remuxed file, its container as it came
+
+
+def audio_source_name(index: int) -> str:
+    return f"audio-source-{index:05d}.mka"
+
+
+def piece_name(index: int) -> str:
+    return f"piece-{index:05d}.mp4"
+
+
+def outputs(plan: media_reencode.Plan) -> set[str]:
+    """The names of the files the steps store."""
+    return {piece_name(part.index) for part in plan.parts} | ({AUDIO} if plan.audio else set())
+
+
+class ReencodeOutcome(str, enum.Enum):
+    OVER = "the join it worked for is over"
+    STEP_DONE = "step done: others still running"
+    JOIN_ASKED = "step done: every file is encoded, the join is asked for again"
+    FAILED = "failed"
+
+
+class Reencodes:
+    def __init__(self, settings: Settings, backend: Backend, ffmpeg: Ffmpeg,
+                 clock: Callable[[], float] = time.time):
+        self.settings = settings
+        self.catalog = backend.catalog
+        self.store = backend.store
+        self.queue = backend.queue
+        self.ffmpeg = ffmpeg
+        self.clock = clock
+
+    # --- in the join ----------------------------------------------------------------------
+
+    def reencode(self, video: Video, files: list[tuple[str, MediaInfo]], output: str) -> None:
+        """Write the re-encode of the video's files to `output` when its steps have made
+        every piece; else store what they need, queue them and raise HandedOff."""
+        plan = media_reencode.plan_parts([info for _, info in files])
+        if not plan.video:
+            media_reencode.reencode(self.ffmpeg, files, output)
+            return
+        video_id, chunks = video.video_id, video.chunk_count
+        stored = self.store.work_files(video_id, WORK, chunks)
+        work = os.path.dirname(output)
+        if PLAN in stored and self._read_plan(video_id, chunks, work) == plan:
+            if outputs(plan) <= stored:  # every step is done: join what they made
+                pieces = [self._get(video_id, chunks, piece_name(part.index), work) for part in plan.parts]
+                audio = self._get(video_id, chunks, AUDIO, work) if plan.audio else None
+                media_reencode.join(self.ffmpeg, pieces, audio, output)
+                return
+        else:  # the first time (or a plan of other files: stored again, from the start)
+            self.store.delete_work(video_id, WORK, chunks)
+            self._store_sources(video_id, chunks, files, plan, work)
+            stored = set()
+        steps = [JoinRequest(video_id, False, REENCODE_PART, chunks, part.index, video.join_started_at)
+                 for part in plan.parts if piece_name(part.index) not in stored]
+        if plan.audio and AUDIO not in stored:
+            steps.append(JoinRequest(video_id, False, REENCODE_AUDIO, chunks, None, video.join_started_at))
+        self.queue.schedule_steps(steps)
+        logger.info("re-encode handed to its steps", extra={"video_id": video_id, "chunks": chunks,
+                                                             "files": len(plan.parts), "queued": len(steps)})
+        raise HandedOff(f"{len(steps)} re-encode steps queued")
+
+    def _store_sources(self, video_id: int, chunks: int, files: list[tuple[str, MediaInfo]],
+                       plan: media_reencode.Plan, work: str) -> None:
+        uploads = [(path, file_name(part.index)) for (path, _), part in zip(files, plan.parts)]
+        for (path, _), part in zip(files, plan.parts):
+            if part.audio:  # the audio step reads each file's audio alone, not the files
+                audio = os.path.join(work, audio_source_name(part.index))
+                self.ffmpeg.copy_audio(path, audio)
+                uploads.append((audio, audio_source_name(part.index)))
+        with ThreadPoolExecutor(max_workers=UPLOADS_AT_ONCE) as pool:
+            for done in [pool.submit(carried(self._put), video_id, chunks, path, name)
+                         for path, name in uploads]:
+                done.result()
+        plan_path = os.path.join(work, PLAN)
+        with open(plan_path, "wb") as out:
+            out.write(plan.to_json())
+        self._put(video_id, chunks, plan_path, PLAN)  # last: a stored plan's files are there
+
+    # --- the steps ------------------------------------------------------------------------
+
+    def run(self, request: JoinRequest) -> ReencodeOutcome:
+        """Encode one file (REENCODE_PART) or the audio of all (REENCODE_AUDIO) for the join
+        that started at request.lease, if it is still on."""
+        video_id, chunks, lease = request.video_id, request.chunks, request.lease
+        video = self.catalog.get(video_id)
+        if video is None or video.joining_chunks != chunks or video.join_started_at != lease:
+            return ReencodeOutcome.OVER
+        renew = leases.renewed(lambda: self.catalog.renew_join_lease(video_id, lease, self.clock()),
+                               self.settings.join_stall_seconds / 3, "re-encode", video_id,
+                               at_once=True)
+        with renew, tempfile.TemporaryDirectory(dir=self.settings.work_dir) as work:
+            plan = self._read_plan(video_id, chunks, work)
+            what = f"file {request.piece + 1}" if request.kind == REENCODE_PART else "the audio"
+            try:
+                if request.kind == REENCODE_PART:
+                    self._encode_part(video_id, chunks, plan, request.piece, work)
+                else:
+                    self._encode_audio(video_id, chunks, plan, work)
+            except NotPlayable as error:
+                reason = f"{what}: {error.message}"
+            except StorageUnavailable:
+                raise  # the delivery is retried, this step alone
+            except Exception as error:
+                logger.exception("re-encode step failed unexpectedly", extra={"video_id": video_id})
+                reason = f"{what}: the re-encode failed ({type(error).__name__})"
+            else:
+                reason = None
+        if reason is not None:
+            self.catalog.fail_join(video_id, chunks, reason)
+            self.store.delete_work(video_id, WORK, chunks)
+            logger.info("join failed", extra={"video_id": video_id, "reason": reason})
+            return ReencodeOutcome.FAILED
+        if not outputs(plan) <= self.store.work_files(video_id, WORK, chunks):
+            return ReencodeOutcome.STEP_DONE
+        # The last to finish (two at once may both get here: the second join finds the
+        # first's result). The join's lease is ended only if it is still this join's.
+        if self.catalog.renew_join_lease(video_id, lease, self.clock()):
+            self.catalog.end_join(video_id)
+        self.queue.schedule_join(video_id, urgent=True)
+        return ReencodeOutcome.JOIN_ASKED
+
+    def _encode_part(self, video_id: int, chunks: int, plan: media_reencode.Plan, index: int,
+                     work: str) -> None:
+        if not 0 <= index < len(plan.parts):
+            raise NotPlayable(f"not in the plan ({len(plan.parts)} files)")
+        part = plan.parts[index]
+        source = self._get(video_id, chunks, file_name(index), work) if part.video else None
+        out = os.path.join(work, piece_name(index))
+        media_reencode.encode_part(self.ffmpeg, source, plan, part, out)
+        self._put(video_id, chunks, out, piece_name(index))
+
+    def _encode_audio(self, video_id: int, chunks: int, plan: media_reencode.Plan, work: str) -> None:
+        sources = [self._get(video_id, chunks, audio_source_name(part.index), work) if part.audio else None
+                   for part in plan.parts]
+        out = os.path.join(work, AUDIO)
+        media_reencode.encode_audio(self.ffmpeg, sources, plan, out)
+        self._put(video_id, chunks, out, AUDIO)
+
+    # --- files --------------------------------------------------------------------------
+
+    def _read_plan(self, video_id: int, chunks: int, work: str) -> media_reencode.Plan:
+        with open(self._get(video_id, chunks, PLAN, work), "rb") as plan:
+            return media_reencode.Plan.from_json(plan.read())
+
+    def _get(self, video_id: int, chunks: int, name: str, work: str) -> str:
+        path = os.path.join(work, name)
+        self.store.download_file(self.store.work_key(video_id, WORK, chunks, name), path)
+        return path
+
+    def _put(self, video_id: int, chunks: int, path: str, name: str) -> None:
+        self.store.upload_file(path, self.store.work_key(video_id, WORK, chunks, name),
+                               "application/octet-stream")
