@@ -13,7 +13,9 @@ through S3 (`videos/<id>/rendition/<count>/`):
    about RENDITION_PIECE_SECONDS (chalicelib.media.rendition.plan_pieces), stream-copy
    each piece's video and the whole audio track into files of their own (split_pieces, one
    pass), store them and the plan, and queue one RENDITION_PIECE message per piece and one
-   RENDITION_AUDIO;
+   RENDITION_AUDIO. A video that already plays everywhere (H.264 in Matroska or WebM:
+   media.rendition.copies_video) is copied here into the one piece's output instead, and
+   only the audio step is queued;
 2. **piece** (one per piece, all at once) encodes its piece to H.264; **audio** encodes the
    whole audio track to AAC in one pass (cheap, and audio encoded in pieces would click at
    every boundary). Each stores its output, then lists what is stored: the step that finds
@@ -128,8 +130,8 @@ def plays_everywhere(media: MediaSummary) -> bool:
 def wanted(media: MediaSummary, info: MediaInfo | None = None) -> bool:
     """Whether a compiled object gets an MP4 rendition: a video (audio-only recordings get
     none) whose codecs are not H.264/AAC (media.rendition.needs_rendition, which also knows
-    the H.264 profile when `info` is given), or that is not in MP4 (H.264 in Matroska is
-    re-encoded too: a remux would do, and is not done)."""
+    the H.264 profile when `info` is given), or that is not in MP4 (H.264 in Matroska or
+    WebM: its rendition copies the video and encodes only the audio)."""
     if media.audio_only:
         return False
     if info is not None and media_rendition.needs_rendition(info):
@@ -205,7 +207,7 @@ class RenditionJob:
             plan = self._read_plan(video_id, chunks, work)
         else:
             plan = self._split(video, work)
-            stored = set()
+            stored = self.store.work_files(video_id, WORK, chunks)  # a copied video's piece
         missing = [JoinRequest(video_id, False, RENDITION_PIECE, chunks, piece.index)
                    for piece in plan.pieces if piece_name(piece.index) not in stored]
         if plan.audio and AUDIO not in stored:
@@ -219,12 +221,21 @@ class RenditionJob:
         video_id, chunks = video.video_id, video.compiled_chunks
         source = os.path.join(work, "source." + video.compiled_key.rsplit(".", 1)[-1])
         self.store.download_file(video.compiled_key, source)
-        target = self.settings.rendition_piece_seconds
-        pieces = media_rendition.plan_pieces(self.ffmpeg, source, target, target * 4 / 3)
         audio_source = os.path.join(work, AUDIO_SOURCE)
-        paths = media_rendition.split_pieces(self.ffmpeg, source, pieces, work, audio_source)
+        if media_rendition.copies_video(self.ffmpeg.probe(source)):
+            # The video plays as it is: copied here, stored as the one piece's output (no
+            # piece step), and only the audio is encoded.
+            copied = os.path.join(work, piece_name(0))
+            pieces = [media_rendition.copy_video(self.ffmpeg, source, copied)]
+            files = [(copied, piece_name(0))]
+            if self.ffmpeg.probe(source).audio is not None:
+                self.ffmpeg.copy_audio(source, audio_source)
+        else:
+            target = self.settings.rendition_piece_seconds
+            pieces = media_rendition.plan_pieces(self.ffmpeg, source, target, target * 4 / 3)
+            paths = media_rendition.split_pieces(self.ffmpeg, source, pieces, work, audio_source)
+            files = [(path, source_name(piece.index)) for path, piece in zip(paths, pieces)]
         plan = Plan(pieces, os.path.exists(audio_source))
-        files = [(path, source_name(piece.index)) for path, piece in zip(paths, pieces)]
         if plan.audio:
             files.append((audio_source, AUDIO_SOURCE))
         with ThreadPoolExecutor(max_workers=UPLOADS_AT_ONCE) as pool:

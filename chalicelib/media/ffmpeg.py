@@ -174,6 +174,11 @@ class Ffmpeg:
         self._run(ffmpeg.output(joined, output, **options), "the audio could not be encoded",
                   timeout=timeout)
 
+    def copy_video(self, source: str, output: str, options: dict, timeout: float | None = None) -> None:
+        """Stream-copy the first video stream alone into `output`, timestamps kept."""
+        stream = ffmpeg.output(ffmpeg.input(source)["v:0"], output, c="copy", **options)
+        self._run(stream.global_args("-copyts"), "the video could not be copied", timeout=timeout)
+
     def copy_audio(self, source: str, output: str) -> None:
         """Stream-copy the first audio stream alone into a Matroska file."""
         self._run(ffmpeg.output(ffmpeg.input(source)["a:0"], output, f="matroska", c="copy",

@@ -10,6 +10,10 @@ in a different process or machine (an SQS message per piece, S3 objects between 
     plan_pieces -> split_pieces -> encode_piece (one job per piece) -+-> assemble
                                 -> encode_audio (one job)           -+
 
+A recording whose video already plays everywhere (H.264 from Chromium's
+`video/x-matroska;codecs=avc1` or `video/webm;codecs=h264`, often with Opus) is not
+re-encoded: copy_video copies its video into the one piece, and only the audio is encoded.
+
 Why each step is done as it is:
 
 - **plan_pieces** reads the packets of the video without decoding them (ffmpeg's framecrc
@@ -115,6 +119,32 @@ def needs_rendition(info: MediaInfo) -> bool:
     plays = (video.codec == "h264" and video.profile in _PLAYABLE_H264
              and (audio is None or audio.codec == "aac"))
     return not plays
+
+
+def copies_video(info: MediaInfo) -> bool:
+    """Whether the recording's video already plays everywhere: H.264 in a profile a phone
+    decodes, within 1080p (either way up) with even sides. Its rendition then copies the
+    video as it is (copy_video) and encodes only the audio: a remux, not a re-encode."""
+    video = info.video
+    return (video is not None and video.codec == "h264" and video.profile in _PLAYABLE_H264
+            and bool(video.width and video.height)
+            and output_size(video.width, video.height) == (video.width, video.height))
+
+
+def copy_video(ffmpeg: Ffmpeg, source_path: str, out_path: str) -> Piece:
+    """The recording's video, copied into MP4 with its timestamps: the one piece of a
+    rendition whose video plays as it is (copies_video), in encode_piece's place."""
+    partial = out_path + ".partial"
+    ffmpeg.copy_video(source_path, partial, MP4, timeout=STEP_TIMEOUT_SECONDS)
+    packets = ffmpeg.video_packets(partial)
+    if not packets:
+        os.unlink(partial)
+        raise NotPlayable("the recording has no video frames to render")
+    info = ffmpeg.probe(partial)
+    end = max(p.pts + p.duration for p in packets)
+    os.replace(partial, out_path)
+    return Piece(0, packets[0].pts, end, 0, len(packets), info.video.width, info.video.height,
+                 note="the recording's own H.264, copied")
 
 
 def output_size(width: int, height: int) -> tuple[int, int]:
@@ -283,6 +313,12 @@ def render(ffmpeg: Ffmpeg, source: str, out: str, workers: int | None = None,
     the longest single job, then the pieces in order."""
     started = time.monotonic()
     with tempfile.TemporaryDirectory(dir=work_dir) as work:
+        if copies_video(ffmpeg.probe(source)):
+            video = os.path.join(work, "piece-00000.mp4")
+            piece = copy_video(ffmpeg, source, video)
+            audio = encode_audio(ffmpeg, source, os.path.join(work, "audio.m4a"))
+            assemble(ffmpeg, [video], audio, out)
+            return Rendition([piece], total_seconds=time.monotonic() - started)
         pieces = plan_pieces(ffmpeg, source, target_seconds, max_seconds)
         planned = time.monotonic()
         audio_source = os.path.join(work, "audio-source.mka")

@@ -174,3 +174,28 @@ def test_a_piece_that_cannot_be_encoded_fails_the_rendition_and_the_other_steps_
     refused = client.http.get(f"/get_video/{video_id}/?format=mp4", headers=auth)
     assert (refused.status_code, body(refused)["Code"]) == (422, "RenditionUnavailable")
     assert store.work_files(video_id, "rendition", chunks) == set()
+
+
+def test_an_h264_opus_matroska_recording_s_rendition_copies_the_video_and_encodes_the_audio(client, tmp_path):
+    video_id, auth = record(client, unseekable_stream("matroska", "h264", "opus", seconds=3.0),
+                            "video/x-matroska;codecs=avc1,opus")
+    kinds = run_queue()
+    steps = kinds[kinds.index(RENDITION):]
+    assert steps == [RENDITION, RENDITION_AUDIO, RENDITION_ASSEMBLE]  # no piece to encode
+    status = body(client.http.get(f"/videos/{video_id}", headers=auth))
+    assert (status["container"], status["video_codec"], status["audio_codec"]) == ("matroska", "h264", "opus")
+    [rendition] = status["renditions"]
+    assert (rendition["state"], rendition["video_codec"], rendition["audio_codec"]) == ("ready", "h264", "aac")
+    record_ = app_module.services().backend.catalog.get(video_id)
+    mp4 = download(record_.rendition.key, tmp_path / "rendition.mp4")
+    original = download(record_.compiled_key, tmp_path / "original.mkv")
+    ffmpeg = Ffmpeg(os.environ["FFMPEG_BINARY"])
+
+    def video_crcs(path):  # each video packet's checksum: the same bytes, not re-encoded
+        out = subprocess.run([os.environ["FFMPEG_BINARY"], "-v", "error", "-i", path, "-map", "0:v:0",
+                              "-c", "copy", "-bsf:v", "h264_mp4toannexb", "-f", "framecrc", "-"],
+                             capture_output=True, check=True).stdout.decode()
+        return [line.rsplit(",", 1)[-1].strip() for line in out.splitlines() if line and not line.startswith("#")]
+    assert video_crcs(mp4) == video_crcs(original)
+    assert abs(ffmpeg.probe(mp4).duration - ffmpeg.probe(original).duration) <= 0.1
+    assert decode_errors(mp4) == ""

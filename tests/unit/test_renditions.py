@@ -83,6 +83,19 @@ def test_only_videos_that_are_not_h264_aac_in_mp4_want_a_rendition():
     assert renditions.wanted(H264, ten_bit)
 
 
+def test_only_h264_a_phone_decodes_within_1080p_is_copied_into_the_rendition():
+    from chalicelib.media.rendition import copies_video
+
+    def video(codec, profile, width, height):
+        return MediaInfo(3.0, (Stream("video", codec, profile, width, height), Stream("audio", "opus")))
+    assert copies_video(video("h264", "High", 1280, 720))
+    assert copies_video(video("h264", "Constrained Baseline", 1080, 1920))  # upright
+    assert not copies_video(video("h264", "High 10", 1280, 720))  # 10-bit
+    assert not copies_video(video("h264", "High", 3840, 2160))  # beyond level 4.1
+    assert not copies_video(video("h264", "High", 1281, 720))  # odd: not 4:2:0 whole
+    assert not copies_video(video("vp8", None, 1280, 720))
+
+
 # --- the job's steps (the encoding itself: tests/integration/test_renditions.py) --------
 
 def test_a_video_longer_than_the_bound_is_too_long_and_nothing_is_encoded(services):
