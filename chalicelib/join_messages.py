@@ -28,7 +28,6 @@ from chalicelib import observability, telemetry
 from chalicelib.adapters.sqs import join_request_of
 from chalicelib.errors import FoldSuperseded, StorageUnavailable
 from chalicelib.joiner import Joiner
-from chalicelib.models import JoinOutcome
 from chalicelib.ports import REENCODE_STEPS, RENDITION, RENDITION_STEPS, JobQueue
 from chalicelib.reencodes import Reencodes
 from chalicelib.renditions import RenditionJob

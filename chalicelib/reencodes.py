@@ -29,7 +29,6 @@ import enum
 import os
 import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor
 from typing import Callable
 
 from aws_lambda_powertools import Logger
@@ -42,14 +41,12 @@ from chalicelib.media.probe import MediaInfo
 from chalicelib.models import Video
 from chalicelib.ports import REENCODE_AUDIO, REENCODE_PART, Backend, JoinRequest
 from chalicelib.settings import Settings
-from chalicelib.transfers import carried
+from chalicelib.steps import PLAN, StepJob
 
 logger = Logger(child=True)
 
 WORK = "reencode"
-PLAN = "plan.json"
 AUDIO = "audio.m4a"
-UPLOADS_AT_ONCE = 8
 
 
 def file_name(index: int) -> str:
@@ -76,15 +73,10 @@ class ReencodeOutcome(str, enum.Enum):
     FAILED = "failed"
 
 
-class Reencodes:
+class Reencodes(StepJob):
     def __init__(self, settings: Settings, backend: Backend, ffmpeg: Ffmpeg,
                  clock: Callable[[], float] = time.time):
-        self.settings = settings
-        self.catalog = backend.catalog
-        self.store = backend.store
-        self.queue = backend.queue
-        self.ffmpeg = ffmpeg
-        self.clock = clock
+        super().__init__(settings, backend, ffmpeg, WORK, clock)
 
     # --- in the join ----------------------------------------------------------------------
 
@@ -96,16 +88,17 @@ class Reencodes:
             media_reencode.reencode(self.ffmpeg, files, output)
             return
         video_id, chunks = video.video_id, video.chunk_count
-        stored = self.store.work_files(video_id, WORK, chunks)
+        stored = self.files.names(video_id, chunks)
         work = os.path.dirname(output)
-        if PLAN in stored and self._read_plan(video_id, chunks, work) == plan:
+        stored_plan = self.files.read_plan(video_id, chunks, work) if PLAN in stored else None
+        if stored_plan is not None and media_reencode.Plan.from_json(stored_plan) == plan:
             if outputs(plan) <= stored:  # every step is done: join what they made
-                pieces = [self._get(video_id, chunks, piece_name(part.index), work) for part in plan.parts]
-                audio = self._get(video_id, chunks, AUDIO, work) if plan.audio else None
+                pieces = [self.files.get(video_id, chunks, piece_name(part.index), work) for part in plan.parts]
+                audio = self.files.get(video_id, chunks, AUDIO, work) if plan.audio else None
                 media_reencode.join(self.ffmpeg, pieces, audio, output)
                 return
         else:  # the first time (or a plan of other files: stored again, from the start)
-            self.store.delete_work(video_id, WORK, chunks)
+            self.files.delete(video_id, chunks)
             self._store_sources(video_id, chunks, files, plan, work)
             stored = set()
         steps = [JoinRequest(video_id, False, REENCODE_PART, chunks, part.index, video.join_started_at)
@@ -125,14 +118,7 @@ class Reencodes:
                 audio = os.path.join(work, audio_source_name(part.index))
                 self.ffmpeg.copy_audio(path, audio)
                 uploads.append((audio, audio_source_name(part.index)))
-        with ThreadPoolExecutor(max_workers=UPLOADS_AT_ONCE) as pool:
-            for done in [pool.submit(carried(self._put), video_id, chunks, path, name)
-                         for path, name in uploads]:
-                done.result()
-        plan_path = os.path.join(work, PLAN)
-        with open(plan_path, "wb") as out:
-            out.write(plan.to_json())
-        self._put(video_id, chunks, plan_path, PLAN)  # last: a stored plan's files are there
+        self.files.put_plan(video_id, chunks, uploads, plan.to_json(), work)
 
     # --- the steps ------------------------------------------------------------------------
 
@@ -147,7 +133,7 @@ class Reencodes:
                                self.settings.join_stall_seconds / 3, "re-encode", video_id,
                                at_once=True)
         with renew, tempfile.TemporaryDirectory(dir=self.settings.work_dir) as work:
-            plan = self._read_plan(video_id, chunks, work)
+            plan = media_reencode.Plan.from_json(self.files.read_plan(video_id, chunks, work))
             what = f"file {request.piece + 1}" if request.kind == REENCODE_PART else "the audio"
             try:
                 if request.kind == REENCODE_PART:
@@ -165,10 +151,10 @@ class Reencodes:
                 reason = None
         if reason is not None:
             self.catalog.fail_join(video_id, chunks, reason)
-            self.store.delete_work(video_id, WORK, chunks)
+            self.files.delete(video_id, chunks)
             logger.info("join failed", extra={"video_id": video_id, "reason": reason})
             return ReencodeOutcome.FAILED
-        if not outputs(plan) <= self.store.work_files(video_id, WORK, chunks):
+        if not outputs(plan) <= self.files.names(video_id, chunks):
             return ReencodeOutcome.STEP_DONE
         # The last to finish (two at once may both get here: the second join finds the
         # first's result). The join's lease is ended only if it is still this join's.
@@ -182,29 +168,18 @@ class Reencodes:
         if not 0 <= index < len(plan.parts):
             raise NotPlayable(f"not in the plan ({len(plan.parts)} files)")
         part = plan.parts[index]
-        source = self._get(video_id, chunks, file_name(index), work) if part.video else None
+        source = self.files.get(video_id, chunks, file_name(index), work) if part.video else None
         out = os.path.join(work, piece_name(index))
         media_reencode.encode_part(self.ffmpeg, source, plan, part, out)
-        self._put(video_id, chunks, out, piece_name(index))
+        self.files.put(video_id, chunks, out, piece_name(index))
 
     def _encode_audio(self, video_id: int, chunks: int, plan: media_reencode.Plan, work: str) -> None:
-        sources = [self._get(video_id, chunks, audio_source_name(part.index), work) if part.audio else None
+        sources = [self.files.get(video_id, chunks, audio_source_name(part.index), work) if part.audio else None
                    for part in plan.parts]
         out = os.path.join(work, AUDIO)
         media_reencode.encode_audio(self.ffmpeg, sources, plan, out)
-        self._put(video_id, chunks, out, AUDIO)
+        self.files.put(video_id, chunks, out, AUDIO)
 
     # --- files --------------------------------------------------------------------------
 
-    def _read_plan(self, video_id: int, chunks: int, work: str) -> media_reencode.Plan:
-        with open(self._get(video_id, chunks, PLAN, work), "rb") as plan:
-            return media_reencode.Plan.from_json(plan.read())
 
-    def _get(self, video_id: int, chunks: int, name: str, work: str) -> str:
-        path = os.path.join(work, name)
-        self.store.download_file(self.store.work_key(video_id, WORK, chunks, name), path)
-        return path
-
-    def _put(self, video_id: int, chunks: int, path: str, name: str) -> None:
-        self.store.upload_file(path, self.store.work_key(video_id, WORK, chunks, name),
-                               "application/octet-stream")

@@ -48,7 +48,6 @@ import json
 import os
 import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor
 from typing import Callable
 
 from aws_lambda_powertools import Logger
@@ -62,7 +61,7 @@ from chalicelib.models import MediaSummary, Rendition, RenditionState, Video
 from chalicelib.ports import (RENDITION, RENDITION_ASSEMBLE, RENDITION_AUDIO, RENDITION_PIECE,
                               Backend, Catalog, JobQueue, JoinRequest)
 from chalicelib.settings import Settings
-from chalicelib.transfers import carried
+from chalicelib.steps import PLAN, StepJob
 
 logger = Logger(child=True)
 
@@ -72,10 +71,8 @@ CONTENT_TYPE = "video/mp4"
 
 # The files the steps pass on, under the rendition's prefix in the bucket.
 WORK = "rendition"
-PLAN = "plan.json"
 AUDIO_SOURCE = "audio-source.mka"
 AUDIO = "audio.m4a"
-UPLOADS_AT_ONCE = 8  # the plan step's PUTs of the pieces' sources
 
 
 def source_name(index: int) -> str:
@@ -155,15 +152,10 @@ def ask_for_rendition(catalog: Catalog, queue: JobQueue, video: Video, now: floa
     return True
 
 
-class RenditionJob:
+class RenditionJob(StepJob):
     def __init__(self, settings: Settings, backend: Backend, ffmpeg: Ffmpeg,
                  clock: Callable[[], float] = time.time):
-        self.settings = settings
-        self.catalog = backend.catalog
-        self.store = backend.store
-        self.queue = backend.queue
-        self.ffmpeg = ffmpeg
-        self.clock = clock
+        super().__init__(settings, backend, ffmpeg, WORK, clock)
 
     def run(self, request: JoinRequest) -> RenditionOutcome:
         """The step a message asks for (RENDITION: the plan)."""
@@ -202,12 +194,12 @@ class RenditionJob:
 
     def _plan(self, video: Video, work: str) -> RenditionOutcome:
         video_id, chunks = video.video_id, video.compiled_chunks
-        stored = self.store.work_files(video_id, WORK, chunks)
+        stored = self.files.names(video_id, chunks)
         if PLAN in stored:  # asked again: what is stored stays, what is missing runs again
-            plan = self._read_plan(video_id, chunks, work)
+            plan = Plan.from_json(self.files.read_plan(video_id, chunks, work))
         else:
             plan = self._split(video, work)
-            stored = self.store.work_files(video_id, WORK, chunks)  # a copied video's piece
+            stored = self.files.names(video_id, chunks)  # a copied video's piece
         missing = [JoinRequest(video_id, False, RENDITION_PIECE, chunks, piece.index)
                    for piece in plan.pieces if piece_name(piece.index) not in stored]
         if plan.audio and AUDIO not in stored:
@@ -238,46 +230,38 @@ class RenditionJob:
         plan = Plan(pieces, os.path.exists(audio_source))
         if plan.audio:
             files.append((audio_source, AUDIO_SOURCE))
-        with ThreadPoolExecutor(max_workers=UPLOADS_AT_ONCE) as pool:
-            for done in [pool.submit(carried(self._put), video_id, chunks, path, name)
-                         for path, name in files]:
-                done.result()
-        # Stored last: a plan in the bucket says every source it names is there too.
-        plan_path = os.path.join(work, PLAN)
-        with open(plan_path, "wb") as out:
-            out.write(plan.to_json())
-        self._put(video_id, chunks, plan_path, PLAN)
+        self.files.put_plan(video_id, chunks, files, plan.to_json(), work)
         return plan
 
     # --- 2. a piece, the audio ------------------------------------------------------------
 
     def _encode_piece(self, request: JoinRequest, work: str) -> RenditionOutcome:
         video_id, chunks = request.video_id, request.chunks
-        plan = self._read_plan(video_id, chunks, work)
+        plan = Plan.from_json(self.files.read_plan(video_id, chunks, work))
         if not 0 <= request.piece < len(plan.pieces):
             raise NotPlayable(f"not in the plan ({len(plan.pieces)} pieces)")
         piece = plan.pieces[request.piece]
-        source = self._get(video_id, chunks, source_name(piece.index), work)
+        source = self.files.get(video_id, chunks, source_name(piece.index), work)
         out = os.path.join(work, piece_name(piece.index))
         media_rendition.encode_piece(self.ffmpeg, source, piece, out)
-        self._put(video_id, chunks, out, piece_name(piece.index))
+        self.files.put(video_id, chunks, out, piece_name(piece.index))
         return self._after(plan, video_id, chunks)
 
     def _encode_audio(self, request: JoinRequest, work: str) -> RenditionOutcome:
         video_id, chunks = request.video_id, request.chunks
-        plan = self._read_plan(video_id, chunks, work)
-        source = self._get(video_id, chunks, AUDIO_SOURCE, work)
+        plan = Plan.from_json(self.files.read_plan(video_id, chunks, work))
+        source = self.files.get(video_id, chunks, AUDIO_SOURCE, work)
         out = os.path.join(work, AUDIO)
         if media_rendition.encode_audio(self.ffmpeg, source, out) is None:
             raise NotPlayable("the audio track the plan found holds no audio")
-        self._put(video_id, chunks, out, AUDIO)
+        self.files.put(video_id, chunks, out, AUDIO)
         return self._after(plan, video_id, chunks)
 
     def _after(self, plan: Plan, video_id: int, chunks: int) -> RenditionOutcome:
         """Each step lists what is stored once its output is: S3 lists what was written
         before, so the step that finishes last finds everything and queues the assembly
         (two finishing together may both; the second assembly finds the work done)."""
-        if plan.outputs() <= self.store.work_files(video_id, WORK, chunks):
+        if plan.outputs() <= self.files.names(video_id, chunks):
             self.queue.schedule_steps([JoinRequest(video_id, False, RENDITION_ASSEMBLE, chunks)])
             return RenditionOutcome.ASSEMBLY_QUEUED
         return RenditionOutcome.STEP_DONE
@@ -286,8 +270,8 @@ class RenditionJob:
 
     def _assemble(self, request: JoinRequest, work: str) -> RenditionOutcome:
         video_id, chunks = request.video_id, request.chunks
-        plan = self._read_plan(video_id, chunks, work)
-        missing = plan.outputs() - self.store.work_files(video_id, WORK, chunks)
+        plan = Plan.from_json(self.files.read_plan(video_id, chunks, work))
+        missing = plan.outputs() - self.files.names(video_id, chunks)
         if missing:  # an output removed since (by hand, a lifecycle rule): made again
             self.queue.schedule_steps(
                 [JoinRequest(video_id, False, RENDITION_PIECE, chunks, piece.index)
@@ -295,8 +279,8 @@ class RenditionJob:
                 + ([JoinRequest(video_id, False, RENDITION_AUDIO, chunks)] if AUDIO in missing else []))
             return RenditionOutcome.STEPS_MISSING
         started = time.monotonic()
-        pieces = [self._get(video_id, chunks, piece_name(piece.index), work) for piece in plan.pieces]
-        audio = self._get(video_id, chunks, AUDIO, work) if plan.audio else None
+        pieces = [self.files.get(video_id, chunks, piece_name(piece.index), work) for piece in plan.pieces]
+        audio = self.files.get(video_id, chunks, AUDIO, work) if plan.audio else None
         out = os.path.join(work, "rendition.mp4")
         media_rendition.assemble(self.ffmpeg, pieces, audio, out)
         info = self.ffmpeg.probe(out)
@@ -325,7 +309,7 @@ class RenditionJob:
         video = self.catalog.get(video_id)
         current = video.current_rendition() if video is not None else None
         if current is None or current.chunks != chunks or current.state is not RenditionState.PENDING:
-            self.store.delete_work(video_id, WORK, chunks)
+            self.files.delete(video_id, chunks)
             if current is not None and current.chunks == chunks:
                 return RenditionOutcome.UP_TO_DATE
             return RenditionOutcome.SUPERSEDED if video is not None else RenditionOutcome.NO_SUCH_VIDEO
@@ -342,18 +326,6 @@ class RenditionJob:
                 reason = f"the rendition failed ({type(error).__name__})"
         return self._failed(video_id, chunks, f"{what}: {reason}" if what else reason)
 
-    def _read_plan(self, video_id: int, chunks: int, work: str) -> Plan:
-        with open(self._get(video_id, chunks, PLAN, work), "rb") as plan:
-            return Plan.from_json(plan.read())
-
-    def _get(self, video_id: int, chunks: int, name: str, work: str) -> str:
-        path = os.path.join(work, name)
-        self.store.download_file(self.store.work_key(video_id, WORK, chunks, name), path)
-        return path
-
-    def _put(self, video_id: int, chunks: int, path: str, name: str) -> None:
-        self.store.upload_file(path, self.store.work_key(video_id, WORK, chunks, name),
-                               "application/octet-stream")
 
     def _failed(self, video_id: int, chunks: int, reason: str) -> RenditionOutcome:
         logger.info("rendition failed", extra={"video_id": video_id, "reason": reason})
@@ -369,7 +341,7 @@ class RenditionJob:
             replaced = []
         for key in replaced:
             self.store.delete(key)
-        self.store.delete_work(video_id, WORK, result.chunks)
+        self.files.delete(video_id, result.chunks)
         return outcome
 
     def _lease(self, video_id: int, chunks: int):

@@ -1,0 +1,74 @@
+"""What the jobs made of steps share (each step runs in an invocation of its own): the MP4
+rendition (chalicelib.renditions) and the re-encode of complete files that differ
+(chalicelib.reencodes). Their files pass from step to step through the bucket, each job's
+under `videos/<id>/<job>/<chunk count>/`.
+
+Each job stores its plan last, after the files it names: a plan in the bucket says its
+files are there too. A step stores its output, then lists what is stored: S3 lists what
+was written before the listing, so the step that finishes last sees every output.
+"""
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Callable
+
+from chalicelib.media.ffmpeg import Ffmpeg
+from chalicelib.ports import Backend, ObjectStore
+from chalicelib.settings import Settings
+from chalicelib.transfers import carried
+
+PLAN = "plan.json"
+UPLOADS_AT_ONCE = 8  # PUTs at once when a plan's files are stored
+
+
+class WorkFiles:
+    def __init__(self, store: ObjectStore, job: str):
+        self.store = store
+        self.job = job  # its folder in the bucket (keys.WORK_JOBS)
+
+    def names(self, video_id: int, chunks: int) -> set[str]:
+        """What the job has stored so far for that chunk count."""
+        return self.store.work_files(video_id, self.job, chunks)
+
+    def get(self, video_id: int, chunks: int, name: str, work: str) -> str:
+        """Download a stored file into the work directory; its path."""
+        path = os.path.join(work, name)
+        self.store.download_file(self.store.work_key(video_id, self.job, chunks, name), path)
+        return path
+
+    def put(self, video_id: int, chunks: int, path: str, name: str) -> None:
+        self.store.upload_file(path, self.store.work_key(video_id, self.job, chunks, name),
+                               "application/octet-stream")
+
+    def put_plan(self, video_id: int, chunks: int, files: list[tuple[str, str]], plan: bytes,
+                 work: str) -> None:
+        """Store the files (path, name) a few at once, then the plan."""
+        with ThreadPoolExecutor(max_workers=UPLOADS_AT_ONCE) as pool:
+            for done in [pool.submit(carried(self.put), video_id, chunks, path, name)
+                         for path, name in files]:
+                done.result()
+        plan_path = os.path.join(work, PLAN)
+        with open(plan_path, "wb") as out:
+            out.write(plan)
+        self.put(video_id, chunks, plan_path, PLAN)
+
+    def read_plan(self, video_id: int, chunks: int, work: str) -> bytes:
+        with open(self.get(video_id, chunks, PLAN, work), "rb") as plan:
+            return plan.read()
+
+    def delete(self, video_id: int, chunks: int) -> None:
+        self.store.delete_work(video_id, self.job, chunks)
+
+
+class StepJob:
+    """A job made of steps: its dependencies, and its files (`work`: its folder)."""
+
+    def __init__(self, settings: Settings, backend: Backend, ffmpeg: Ffmpeg, work: str,
+                 clock: Callable[[], float] = time.time):
+        self.settings = settings
+        self.catalog = backend.catalog
+        self.queue = backend.queue
+        self.store = backend.store
+        self.files = WorkFiles(backend.store, work)
+        self.ffmpeg = ffmpeg
+        self.clock = clock
