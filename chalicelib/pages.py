@@ -12,7 +12,7 @@ from urllib.parse import quote
 
 from chalicelib import renditions
 from chalicelib.errors import VideoError
-from chalicelib.models import Status
+from chalicelib.models import RenditionState, Status
 from chalicelib.videos import VideoService, VideoView
 
 RECORDER_FILE = Path(__file__).resolve().parent / "web" / "recorder.html"
@@ -179,9 +179,12 @@ def _ready(video_id: int, url_token: str | None, view: VideoView, base: str) -> 
     poster = f' poster="{e(poster_url)}"' if poster_url else ""
     # Each browser plays the first source it can: the H.264/AAC MP4 rendition first (iOS
     # Safari plays no WebM; until the rendition is made it answers 202 and the browser goes
-    # on to the next source), then the original as recorded.
+    # on to the next source), then the original as recorded. A rendition that failed or is
+    # too long is not offered: it never will be.
     sources = [(video_url, media.content_type)]
-    if renditions.wanted(media):
+    rendition = view.video.current_rendition()
+    if renditions.wanted(media) and (rendition is None or rendition.state in (
+            RenditionState.PENDING, RenditionState.READY)):
         sources.insert(0, (f"{base}get_video/{video_id}/?format=mp4&token={token}",
                            renditions.CONTENT_TYPE))
     source_tags = "".join(f'<source src="{e(url)}" type="{e(kind)}">' for url, kind in sources)

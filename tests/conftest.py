@@ -182,10 +182,10 @@ def packaged_template(package_dir) -> dict:
 
 @pytest.fixture(scope="session")
 def live_server(tmp_path_factory):
-    # Renditions in pieces of about 2 s: a few seconds of recording make several, for the
-    # JOB_WORKERS workers to share.
+    # No renditions of the long recordings some tests make (10 minutes, to seek in): their
+    # pieces would keep the two local workers from the joins the next tests wait for.
     with running_stack(tmp_path_factory.mktemp("server") / "server.log",
-                       RENDITION_PIECE_SECONDS="2") as server:
+                       RENDITION_MAX_SECONDS="60") as server:
         yield server
 
 

@@ -8,7 +8,7 @@ import subprocess
 import pytest
 import requests
 
-from tests.conftest import ROOT, fixture_chunks, wait_for_video
+from tests.conftest import ROOT, fixture_chunks, running_stack, wait_for_video
 from tests.inspect_media import matroska_has_cues
 from tests.media_factory import cut, unseekable_stream
 
@@ -66,7 +66,17 @@ def test_recorded_chunks_come_back_as_one_seekable_video(live_server, tmp_path):
     assert ranged.content == video.content[100:200]
 
 
-def test_a_vp8_recording_gets_an_h264_aac_rendition_made_in_pieces_by_the_workers(live_server, tmp_path):
+@pytest.fixture(scope="module")
+def two_second_pieces(tmp_path_factory):
+    """A stack of its own whose renditions are cut in pieces of about 2 s: a few seconds of
+    recording make several, for the JOB_WORKERS workers to share."""
+    with running_stack(tmp_path_factory.mktemp("pieces") / "server.log",
+                       RENDITION_PIECE_SECONDS="2") as server:
+        yield server
+
+
+def test_a_vp8_recording_gets_an_h264_aac_rendition_made_in_pieces_by_the_workers(two_second_pieces, tmp_path):
+    live_server = two_second_pieces
     url = live_server.url
     video_id, token = create(url)
     auth = {"Authorization": f"Bearer {token}"}

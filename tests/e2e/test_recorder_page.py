@@ -154,6 +154,9 @@ def test_record_with_the_buttons_then_watch_through_the_share_link(live_server, 
         share = driver.find_element(By.ID, "share").get_attribute("href")
         assert share == f"{live_server.url}/watch/{result['videoId']}?token={result['playbackToken']}"
         assert result["token"] not in share
+        # Chromium records VP8/Opus: the status lists the MP4 rendition, offered first
+        assert [r["format"] for r in result["status"]["renditions"]] == ["mp4"]
+        assert "format=mp4" in result["mp4Url"]
         _screenshot(driver, "recorder.png")
         _no_csp_violations(driver)
 

@@ -304,3 +304,8 @@ def test_the_share_page_offers_the_mp4_first_only_when_there_is_one_to_make(clie
     video_id, _, playback = ready_video(services, H264)
     page = client.http.get(f"/watch/{video_id}?token={playback}").body.decode()
     assert "format=mp4" not in page and page.count("<source ") == 1
+    # one that will never be made (failed, too long) is not offered
+    video_id, _, playback = ready_video(services)
+    services.backend.catalog.finish_rendition(video_id, Rendition(1, RenditionState.TOO_LONG, error="long"))
+    page = client.http.get(f"/watch/{video_id}?token={playback}").body.decode()
+    assert "format=mp4" not in page and page.count("<source ") == 1
