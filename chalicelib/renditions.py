@@ -118,6 +118,15 @@ class Plan:
         return cls([media_rendition.Piece(**piece) for piece in fields["pieces"]], fields["audio"])
 
 
+def _steps_for(plan: Plan, video_id: int, chunks: int, outputs: set[str]) -> list[JoinRequest]:
+    """The steps that make these outputs of the plan."""
+    steps = [JoinRequest(video_id, False, RENDITION_PIECE, chunks, piece.index)
+             for piece in plan.pieces if piece_name(piece.index) in outputs]
+    if plan.audio and AUDIO in outputs:
+        steps.append(JoinRequest(video_id, False, RENDITION_AUDIO, chunks))
+    return steps
+
+
 def plays_everywhere(media: MediaSummary) -> bool:
     """The compiled object itself is H.264 (and AAC or no audio) in MP4."""
     return (media.container == "mp4" and media.video_codec == "h264"
@@ -200,10 +209,7 @@ class RenditionJob(StepJob):
         else:
             plan = self._split(video, work)
             stored = self.files.names(video_id, chunks)  # a copied video's piece
-        missing = [JoinRequest(video_id, False, RENDITION_PIECE, chunks, piece.index)
-                   for piece in plan.pieces if piece_name(piece.index) not in stored]
-        if plan.audio and AUDIO not in stored:
-            missing.append(JoinRequest(video_id, False, RENDITION_AUDIO, chunks))
+        missing = _steps_for(plan, video_id, chunks, plan.outputs() - stored)
         self.queue.schedule_steps(missing or [JoinRequest(video_id, False, RENDITION_ASSEMBLE, chunks)])
         logger.info("rendition planned", extra={"video_id": video_id, "chunks": chunks,
                                                 "pieces": len(plan.pieces), "queued": len(missing)})
@@ -214,13 +220,14 @@ class RenditionJob(StepJob):
         source = os.path.join(work, "source." + video.compiled_key.rsplit(".", 1)[-1])
         self.store.download_file(video.compiled_key, source)
         audio_source = os.path.join(work, AUDIO_SOURCE)
-        if media_rendition.copies_video(self.ffmpeg.probe(source)):
+        info = self.ffmpeg.probe(source)
+        if media_rendition.copies_video(info):
             # The video plays as it is: copied here, stored as the one piece's output (no
             # piece step), and only the audio is encoded.
             copied = os.path.join(work, piece_name(0))
             pieces = [media_rendition.copy_video(self.ffmpeg, source, copied)]
             files = [(copied, piece_name(0))]
-            if self.ffmpeg.probe(source).audio is not None:
+            if info.audio is not None:
                 self.ffmpeg.copy_audio(source, audio_source)
         else:
             target = self.settings.rendition_piece_seconds
@@ -273,10 +280,7 @@ class RenditionJob(StepJob):
         plan = Plan.from_json(self.files.read_plan(video_id, chunks, work))
         missing = plan.outputs() - self.files.names(video_id, chunks)
         if missing:  # an output removed since (by hand, a lifecycle rule): made again
-            self.queue.schedule_steps(
-                [JoinRequest(video_id, False, RENDITION_PIECE, chunks, piece.index)
-                 for piece in plan.pieces if piece_name(piece.index) in missing]
-                + ([JoinRequest(video_id, False, RENDITION_AUDIO, chunks)] if AUDIO in missing else []))
+            self.queue.schedule_steps(_steps_for(plan, video_id, chunks, missing))
             return RenditionOutcome.STEPS_MISSING
         started = time.monotonic()
         pieces = [self.files.get(video_id, chunks, piece_name(piece.index), work) for piece in plan.pieces]
