@@ -50,16 +50,28 @@ class MediaSummary:
 
     def as_dict(self) -> dict:
         """The fields that are known, as plain JSON values."""
-        fields = dataclasses.asdict(self)
-        fields["join_method"] = self.join_method.value
-        return {name: value for name, value in fields.items() if value is not None}
+        return _plain(self)
 
     @classmethod
     def from_dict(cls, fields: dict) -> "MediaSummary":
-        known = {f.name for f in dataclasses.fields(cls)}
-        values = {name: value for name, value in fields.items() if name in known}
-        values["join_method"] = JoinMethod(values["join_method"])
-        return cls(**values)
+        return _from_plain(cls, fields, join_method=JoinMethod)
+
+
+def _plain(record) -> dict:
+    """A dataclass record's known fields (None left out) as plain JSON values: an enum
+    field as its value."""
+    return {name: value.value if isinstance(value, enum.Enum) else value
+            for name, value in dataclasses.asdict(record).items() if value is not None}
+
+
+def _from_plain(cls, fields: dict, **enums: type[enum.Enum]):
+    """The record of class `cls` from _plain's dict (fields it does not know are ignored:
+    written by a newer version); `enums`: the enum type of each enum field."""
+    known = {f.name for f in dataclasses.fields(cls)}
+    values = {name: value for name, value in fields.items() if name in known}
+    for name, kind in enums.items():
+        values[name] = kind(values[name])
+    return cls(**values)
 
 
 class RenditionState(str, enum.Enum):
@@ -83,16 +95,11 @@ class Rendition:
     requested_at: float | None = None  # pending: asked for, or the running job's heartbeat
 
     def as_dict(self) -> dict:
-        fields = dataclasses.asdict(self)
-        fields["state"] = self.state.value
-        return {name: value for name, value in fields.items() if value is not None}
+        return _plain(self)
 
     @classmethod
     def from_dict(cls, fields: dict) -> "Rendition":
-        known = {f.name for f in dataclasses.fields(cls)}
-        values = {name: value for name, value in fields.items() if name in known}
-        values["state"] = RenditionState(values["state"])
-        return cls(**values)
+        return _from_plain(cls, fields, state=RenditionState)
 
 
 @dataclass(frozen=True)
