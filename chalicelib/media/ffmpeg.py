@@ -181,8 +181,7 @@ class Ffmpeg:
 
     def copy_audio(self, source: str, output: str) -> None:
         """Stream-copy the first audio stream alone into a Matroska file."""
-        self._run(ffmpeg.output(ffmpeg.input(source)["a:0"], output, f="matroska", c="copy",
-                                fflags="+bitexact"), "the audio could not be copied")
+        self._run(_audio_copy(ffmpeg.input(source), output), "the audio could not be copied")
 
     # The rendition (chalicelib.media.rendition): cut, encode and join by pieces. The
     # choices (encoder options, where to cut) are the rendition's; the command lines are here.
@@ -233,9 +232,7 @@ class Ffmpeg:
         else:
             stream = source_stream.output(pattern % 0, f="matroska", **copy)
         if audio_output:
-            audio = source_stream.output(audio_output, f="matroska", map="0:a:0", c="copy",
-                                         fflags="+bitexact")
-            stream = ffmpeg.merge_outputs(stream, audio)
+            stream = ffmpeg.merge_outputs(stream, _audio_copy(source_stream, audio_output))
         self._run(stream.global_args("-copyts"), "the video could not be cut into pieces",
                   timeout=timeout)
 
@@ -321,6 +318,11 @@ def _packets(framecrc: str) -> list[Packet]:
 def _quoted(path: str) -> str:
     """A path inside single quotes of a concat listing."""
     return path.replace("'", "'\\''")
+
+
+def _audio_copy(source, output: str):
+    """The first audio stream of an input, stream-copied alone into a Matroska file."""
+    return source.output(output, map="0:a:0", f="matroska", c="copy", fflags="+bitexact")
 
 
 def _copy_options(container: Container) -> dict:
