@@ -18,22 +18,20 @@ class MemoryQueue:
         self._lock = threading.Lock()
 
     def schedule_join(self, video_id: int, delay_seconds: int = 0, urgent: bool = False) -> None:
-        with self._lock:
-            self._sequence += 1
-            due = self.clock() + min(delay_seconds, 900)
-            self._messages.append((due, self._sequence, JoinRequest(video_id, urgent)))
+        self._add([JoinRequest(video_id, urgent)], delay_seconds)
 
     def schedule_rendition(self, video_id: int, delay_seconds: int = 0) -> None:
-        with self._lock:
-            self._sequence += 1
-            due = self.clock() + min(delay_seconds, 900)
-            self._messages.append((due, self._sequence, JoinRequest(video_id, False, RENDITION)))
+        self._add([JoinRequest(video_id, False, RENDITION)], delay_seconds)
 
     def schedule_steps(self, requests: list[JoinRequest]) -> None:
+        self._add(requests)
+
+    def _add(self, requests: list[JoinRequest], delay_seconds: int = 0) -> None:
         with self._lock:
+            due = self.clock() + min(delay_seconds, 900)
             for request in requests:
                 self._sequence += 1
-                self._messages.append((self.clock(), self._sequence, request))
+                self._messages.append((due, self._sequence, request))
 
     def receive(self, wait_seconds: int = 0) -> "MemoryDelivery | None":
         with self._lock:

@@ -75,27 +75,23 @@ class SqsQueue:
             return self.client.get_queue_url(QueueName=self.queue_name)["QueueUrl"]
 
     def schedule_join(self, video_id: int, delay_seconds: int = 0, urgent: bool = False) -> None:
-        with aws.service_errors(_SERVICE):
-            self.client.send_message(QueueUrl=self.url,
-                                     DelaySeconds=min(delay_seconds, _LONGEST_DELAY),
-                                     MessageBody=message_body(JoinRequest(video_id, urgent)))
+        self._send(JoinRequest(video_id, urgent), delay_seconds)
 
     def schedule_rendition(self, video_id: int, delay_seconds: int = 0) -> None:
-        with aws.service_errors(_SERVICE):
-            self.client.send_message(QueueUrl=self.url,
-                                     DelaySeconds=min(delay_seconds, _LONGEST_DELAY),
-                                     MessageBody=message_body(JoinRequest(video_id, False, RENDITION)))
+        self._send(JoinRequest(video_id, False, RENDITION), delay_seconds)
 
     def schedule_steps(self, requests: list[JoinRequest]) -> None:
         # One SendMessage each, a few at once. (SendMessageBatch would take ten per call,
         # and is authorized by sqs:SendMessage on AWS; moto's IAM checks it as an action
         # of its own, which no policy here grants.)
-        def send(request: JoinRequest) -> None:
-            with aws.service_errors(_SERVICE):
-                self.client.send_message(QueueUrl=self.url, MessageBody=message_body(request))
         with ThreadPoolExecutor(max_workers=_SENDS_AT_ONCE) as pool:
-            for sent in [pool.submit(send, request) for request in requests]:
+            for sent in [pool.submit(self._send, request) for request in requests]:
                 sent.result()
+
+    def _send(self, request: JoinRequest, delay_seconds: int = 0) -> None:
+        with aws.service_errors(_SERVICE):
+            self.client.send_message(QueueUrl=self.url, DelaySeconds=min(delay_seconds, _LONGEST_DELAY),
+                                     MessageBody=message_body(request))
 
     def receive(self, wait_seconds: int = 0) -> SqsDelivery | None:
         with aws.service_errors(_SERVICE):
