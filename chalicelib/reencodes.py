@@ -27,26 +27,23 @@ recording is finished.
 """
 import enum
 import os
-import tempfile
 import time
 from typing import Callable
 
 from aws_lambda_powertools import Logger
 
-from chalicelib import leases
-from chalicelib.errors import HandedOff, NotPlayable, StorageUnavailable
+from chalicelib.errors import HandedOff, NotPlayable
 from chalicelib.media import reencode as media_reencode
 from chalicelib.media.ffmpeg import Ffmpeg
 from chalicelib.media.probe import MediaInfo
 from chalicelib.models import Video
 from chalicelib.ports import REENCODE_AUDIO, REENCODE_PART, Backend, JoinRequest
 from chalicelib.settings import Settings
-from chalicelib.steps import PLAN, StepJob
+from chalicelib.steps import AUDIO, PLAN, StepJob, outputs, piece_name
 
 logger = Logger(child=True)
 
 WORK = "reencode"
-AUDIO = "audio.m4a"
 
 
 def file_name(index: int) -> str:
@@ -57,13 +54,8 @@ def audio_source_name(index: int) -> str:
     return f"audio-source-{index:05d}.mka"
 
 
-def piece_name(index: int) -> str:
-    return f"piece-{index:05d}.mp4"
-
-
-def outputs(plan: media_reencode.Plan) -> set[str]:
-    """The names of the files the steps store."""
-    return {piece_name(part.index) for part in plan.parts} | ({AUDIO} if plan.audio else set())
+def _outputs(plan: media_reencode.Plan) -> set[str]:
+    return outputs([part.index for part in plan.parts], plan.audio)
 
 
 class ReencodeOutcome(str, enum.Enum):
@@ -74,6 +66,8 @@ class ReencodeOutcome(str, enum.Enum):
 
 
 class Reencodes(StepJob):
+    job = "re-encode"
+
     def __init__(self, settings: Settings, backend: Backend, ffmpeg: Ffmpeg,
                  clock: Callable[[], float] = time.time):
         super().__init__(settings, backend, ffmpeg, WORK, clock)
@@ -92,7 +86,7 @@ class Reencodes(StepJob):
         work = os.path.dirname(output)
         stored_plan = self.files.read_plan(video_id, chunks, work) if PLAN in stored else None
         if stored_plan is not None and media_reencode.Plan.from_json(stored_plan) == plan:
-            if outputs(plan) <= stored:  # every step is done: join what they made
+            if _outputs(plan) <= stored:  # every step is done: join what they made
                 pieces = [self.files.get(video_id, chunks, piece_name(part.index), work) for part in plan.parts]
                 audio = self.files.get(video_id, chunks, AUDIO, work) if plan.audio else None
                 media_reencode.join(self.ffmpeg, pieces, audio, output)
@@ -129,32 +123,16 @@ class Reencodes(StepJob):
         video = self.catalog.get(video_id)
         if video is None or video.joining_chunks != chunks or video.join_started_at != lease:
             return ReencodeOutcome.OVER
-        renew = leases.renewed(lambda: self.catalog.renew_join_lease(video_id, lease, self.clock()),
-                               self.settings.join_stall_seconds / 3, "re-encode", video_id,
-                               at_once=True)
-        with renew, tempfile.TemporaryDirectory(dir=self.settings.work_dir) as work:
-            plan = media_reencode.Plan.from_json(self.files.read_plan(video_id, chunks, work))
-            what = f"file {request.piece + 1}" if request.kind == REENCODE_PART else "the audio"
-            try:
-                if request.kind == REENCODE_PART:
-                    self._encode_part(video_id, chunks, plan, request.piece, work)
-                else:
-                    self._encode_audio(video_id, chunks, plan, work)
-            except NotPlayable as error:
-                reason = f"{what}: {error.message}"
-            except StorageUnavailable:
-                raise  # the delivery is retried, this step alone
-            except Exception as error:
-                logger.exception("re-encode step failed unexpectedly", extra={"video_id": video_id})
-                reason = f"{what}: the re-encode failed ({type(error).__name__})"
-            else:
-                reason = None
+        what = f"file {request.piece + 1}" if request.kind == REENCODE_PART else "the audio"
+        renew = lambda: self.catalog.renew_join_lease(video_id, lease, self.clock())  # noqa: E731
+        plan, reason = self.attempt(video_id, renew, lambda work: self._encode(request, work))
         if reason is not None:
+            reason = f"{what}: {reason}"
             self.catalog.fail_join(video_id, chunks, reason)
             self.files.delete(video_id, chunks)
             logger.info("join failed", extra={"video_id": video_id, "reason": reason})
             return ReencodeOutcome.FAILED
-        if not outputs(plan) <= self.files.names(video_id, chunks):
+        if not _outputs(plan) <= self.files.names(video_id, chunks):
             return ReencodeOutcome.STEP_DONE
         # The last to finish (two at once may both get here: the second join finds the
         # first's result). The join's lease is ended only if it is still this join's.
@@ -162,6 +140,15 @@ class Reencodes(StepJob):
             self.catalog.end_join(video_id)
         self.queue.schedule_join(video_id, urgent=True)
         return ReencodeOutcome.JOIN_ASKED
+
+    def _encode(self, request: JoinRequest, work: str) -> media_reencode.Plan:
+        video_id, chunks = request.video_id, request.chunks
+        plan = media_reencode.Plan.from_json(self.files.read_plan(video_id, chunks, work))
+        if request.kind == REENCODE_PART:
+            self._encode_part(video_id, chunks, plan, request.piece, work)
+        else:
+            self._encode_audio(video_id, chunks, plan, work)
+        return plan
 
     def _encode_part(self, video_id: int, chunks: int, plan: media_reencode.Plan, index: int,
                      work: str) -> None:

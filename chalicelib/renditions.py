@@ -46,13 +46,11 @@ import dataclasses
 import enum
 import json
 import os
-import tempfile
 import time
 from typing import Callable
 
 from aws_lambda_powertools import Logger
 
-from chalicelib import leases
 from chalicelib.errors import ConditionFailed, NotPlayable, StorageUnavailable
 from chalicelib.media import rendition as media_rendition
 from chalicelib.media.ffmpeg import Ffmpeg
@@ -61,7 +59,7 @@ from chalicelib.models import MediaSummary, Rendition, RenditionState, Video
 from chalicelib.ports import (RENDITION, RENDITION_ASSEMBLE, RENDITION_AUDIO, RENDITION_PIECE,
                               Backend, Catalog, JobQueue, JoinRequest)
 from chalicelib.settings import Settings
-from chalicelib.steps import PLAN, StepJob
+from chalicelib.steps import AUDIO, PLAN, StepJob, outputs, piece_name
 
 logger = Logger(child=True)
 
@@ -72,15 +70,10 @@ CONTENT_TYPE = "video/mp4"
 # The files the steps pass on, under the rendition's prefix in the bucket.
 WORK = "rendition"
 AUDIO_SOURCE = "audio-source.mka"
-AUDIO = "audio.m4a"
 
 
 def source_name(index: int) -> str:
     return f"source-{index:05d}.mkv"
-
-
-def piece_name(index: int) -> str:
-    return f"piece-{index:05d}.mp4"
 
 
 class RenditionOutcome(str, enum.Enum):
@@ -106,7 +99,7 @@ class Plan:
 
     def outputs(self) -> set[str]:
         """The names of the files the piece and audio steps store."""
-        return {piece_name(piece.index) for piece in self.pieces} | ({AUDIO} if self.audio else set())
+        return outputs([piece.index for piece in self.pieces], self.audio)
 
     def to_json(self) -> bytes:
         return json.dumps({"pieces": [dataclasses.asdict(piece) for piece in self.pieces],
@@ -162,6 +155,8 @@ def ask_for_rendition(catalog: Catalog, queue: JobQueue, video: Video, now: floa
 
 
 class RenditionJob(StepJob):
+    job = "rendition"
+
     def __init__(self, settings: Settings, backend: Backend, ffmpeg: Ffmpeg,
                  clock: Callable[[], float] = time.time):
         super().__init__(settings, backend, ffmpeg, WORK, clock)
@@ -317,19 +312,11 @@ class RenditionJob(StepJob):
             if current is not None and current.chunks == chunks:
                 return RenditionOutcome.UP_TO_DATE
             return RenditionOutcome.SUPERSEDED if video is not None else RenditionOutcome.NO_SUCH_VIDEO
-        with self._lease(video_id, chunks), \
-                tempfile.TemporaryDirectory(dir=self.settings.work_dir) as work:
-            try:
-                return action(work)
-            except NotPlayable as error:
-                reason = error.message
-            except StorageUnavailable:
-                raise  # the delivery is retried, this step alone
-            except Exception as error:
-                logger.exception("rendition failed unexpectedly", extra={"video_id": video_id})
-                reason = f"the rendition failed ({type(error).__name__})"
+        renew = lambda: self.catalog.renew_rendition(video_id, chunks, self.clock())  # noqa: E731
+        outcome, reason = self.attempt(video_id, renew, action)
+        if reason is None:
+            return outcome
         return self._failed(video_id, chunks, f"{what}: {reason}" if what else reason)
-
 
     def _failed(self, video_id: int, chunks: int, reason: str) -> RenditionOutcome:
         logger.info("rendition failed", extra={"video_id": video_id, "reason": reason})
@@ -347,9 +334,3 @@ class RenditionJob(StepJob):
             self.store.delete(key)
         self.files.delete(video_id, result.chunks)
         return outcome
-
-    def _lease(self, video_id: int, chunks: int):
-        """Renew the pending rendition every third of JOIN_STALL_SECONDS while it is made."""
-        return leases.renewed(lambda: self.catalog.renew_rendition(video_id, chunks, self.clock()),
-                              self.settings.join_stall_seconds / 3, "rendition", video_id,
-                              at_once=True)

@@ -8,17 +8,35 @@ files are there too. A step stores its output, then lists what is stored: S3 lis
 was written before the listing, so the step that finishes last sees every output.
 """
 import os
+import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import Callable
+from typing import Callable, TypeVar
 
+from aws_lambda_powertools import Logger
+
+from chalicelib import leases
+from chalicelib.errors import NotPlayable, StorageUnavailable
 from chalicelib.media.ffmpeg import Ffmpeg
 from chalicelib.ports import Backend, ObjectStore
 from chalicelib.settings import Settings
 from chalicelib.transfers import carried
 
+logger = Logger(child=True)
+
 PLAN = "plan.json"
+AUDIO = "audio.m4a"  # the audio step's output
 UPLOADS_AT_ONCE = 8  # PUTs at once when a plan's files are stored
+
+
+def piece_name(index: int) -> str:
+    """A piece step's output."""
+    return f"piece-{index:05d}.mp4"
+
+
+def outputs(pieces: list[int], audio: bool) -> set[str]:
+    """The names of the files the steps of a plan store: one per piece, and the audio's."""
+    return {piece_name(index) for index in pieces} | ({AUDIO} if audio else set())
 
 
 class WorkFiles:
@@ -60,8 +78,13 @@ class WorkFiles:
         self.store.delete_work(video_id, self.job, chunks)
 
 
+T = TypeVar("T")
+
+
 class StepJob:
     """A job made of steps: its dependencies, and its files (`work`: its folder)."""
+
+    job = "step"  # what the job is called in its leases, logs and failures
 
     def __init__(self, settings: Settings, backend: Backend, ffmpeg: Ffmpeg, work: str,
                  clock: Callable[[], float] = time.time):
@@ -72,3 +95,22 @@ class StepJob:
         self.files = WorkFiles(backend.store, work)
         self.ffmpeg = ffmpeg
         self.clock = clock
+
+    def attempt(self, video_id: int, renew: Callable[[], bool],
+                action: Callable[[str], T]) -> tuple[T | None, str | None]:
+        """Run action(work) in a work directory of its own, renew() called every third of
+        JOIN_STALL_SECONDS meanwhile (and as it starts): (its result, None), or (None, why
+        it failed: NotPlayable's message, or the kind of fault, logged). S3 or the queue out
+        of reach raises: the delivery is retried, this step alone."""
+        with leases.renewed(renew, self.settings.join_stall_seconds / 3, self.job, video_id,
+                            at_once=True), \
+                tempfile.TemporaryDirectory(dir=self.settings.work_dir) as work:
+            try:
+                return action(work), None
+            except NotPlayable as error:
+                return None, error.message
+            except StorageUnavailable:
+                raise
+            except Exception as error:
+                logger.exception(f"{self.job} step failed unexpectedly", extra={"video_id": video_id})
+                return None, f"the {self.job} failed ({type(error).__name__})"
