@@ -1,11 +1,13 @@
 """The re-encode of complete files that differ, in steps of the join: no invocation
-re-encodes more than one file, whatever the recording's length.
+re-encodes more than one piece of about RENDITION_PIECE_SECONDS (a file's video cut at its
+keyframes, as the rendition cuts), whatever the recording's or a file's length.
 
 A join whose chunks are complete files that differ (chalicelib.media.chunk_join) calls
-`Reencodes.reencode` with the files it has remuxed. The first time, that stores each file
-(and each file's audio, copied out) under `videos/<id>/reencode/<count>/` with the plan
-(chalicelib.media.reencode.plan_parts), queues one REENCODE_PART message per file and one
-REENCODE_AUDIO, and raises HandedOff: the join ends there without a verdict, its lease still
+`Reencodes.reencode` with the files it has remuxed. The first time, that stores each
+piece's source (a file that is one piece as it is, a longer file's video cut into a file
+per piece) and each file's audio, copied out, under `videos/<id>/reencode/<count>/` with
+the plan (chalicelib.media.reencode.plan_parts), queues one REENCODE_PART message per
+piece and one REENCODE_AUDIO, and raises HandedOff: the join ends there without a verdict, its lease still
 held, and the steps renew that lease while they run (so the video stays `processing`, and
 no other join starts on the same chunks). Each step stores its output and lists what is
 stored: the step that finds every output there ends the join's lease and asks for an urgent
@@ -14,8 +16,10 @@ them by stream copy (chalicelib.media.reencode.join) and publishes the result as
 does: verified, with its poster, and the steps' files removed with the sources once the
 recording is finished.
 
-- A step that fails on S3 comes back alone (its message is retried); a file that cannot be
-  encoded fails the join with a reason that names the file.
+- A step that fails on S3 comes back alone (its message is retried); a piece that cannot be
+  encoded fails the join with a reason that names its file (and where in the file).
+- Bounded per job: a piece longer than MAX_REENCODE_SECONDS (keyframes that far apart)
+  fails the join at once, saying so, before anything is stored.
 - A step of a join that is over (the video got more chunks, or the join's lease lapsed and
   another join took over) does nothing.
 - Steps that all vanish (killed, their messages lost): the lease lapses after
@@ -46,8 +50,11 @@ logger = Logger(child=True)
 WORK = "reencode"
 
 
-def file_name(index: int) -> str:
-    return f"file-{index:05d}"  # the remuxed file, its container as it came
+def source_name(index: int) -> str:
+    """The source of piece `index`: the remuxed file (its container as it came) when the
+    file is one piece, else the piece's video cut from it. Named `file-` as when every
+    piece was a file: a plan stored then still finds its sources."""
+    return f"file-{index:05d}"
 
 
 def audio_source_name(index: int) -> str:
@@ -55,7 +62,7 @@ def audio_source_name(index: int) -> str:
 
 
 def _outputs(plan: media_reencode.Plan) -> set[str]:
-    return outputs([part.index for part in plan.parts], plan.audio)
+    return outputs([piece.index for piece in plan.pieces], plan.audio)
 
 
 class ReencodeOutcome(str, enum.Enum):
@@ -77,7 +84,10 @@ class Reencodes(StepJob):
     def reencode(self, video: Video, files: list[tuple[str, MediaInfo]], output: str) -> None:
         """Write the re-encode of the video's files to `output` when its steps have made
         every piece; else store what they need, queue them and raise HandedOff."""
-        plan = media_reencode.plan_parts([info for _, info in files])
+        piece_seconds = self.settings.rendition_piece_seconds
+        plan = media_reencode.plan_parts([info for _, info in files],
+                                         media_reencode.file_packets(self.ffmpeg, files, piece_seconds),
+                                         piece_seconds, self.settings.max_reencode_seconds)
         if not plan.video:
             media_reencode.reencode(self.ffmpeg, files, output)
             return
@@ -87,7 +97,8 @@ class Reencodes(StepJob):
         stored_plan = self.files.read_plan(video_id, chunks, work) if PLAN in stored else None
         if stored_plan is not None and media_reencode.Plan.from_json(stored_plan) == plan:
             if _outputs(plan) <= stored:  # every step is done: join what they made
-                pieces = [self.files.get(video_id, chunks, piece_name(part.index), work) for part in plan.parts]
+                pieces = [self.files.get(video_id, chunks, piece_name(piece.index), work)
+                          for piece in plan.pieces]
                 audio = self.files.get(video_id, chunks, AUDIO, work) if plan.audio else None
                 media_reencode.join(self.ffmpeg, pieces, audio, output)
                 return
@@ -95,19 +106,23 @@ class Reencodes(StepJob):
             self.files.delete(video_id, chunks)
             self._store_sources(video_id, chunks, files, plan, work)
             stored = set()
-        steps = [JoinRequest(video_id, False, REENCODE_PART, chunks, part.index, video.join_started_at)
-                 for part in plan.parts if piece_name(part.index) not in stored]
+        steps = [JoinRequest(video_id, False, REENCODE_PART, chunks, piece.index, video.join_started_at)
+                 for piece in plan.pieces if piece_name(piece.index) not in stored]
         if plan.audio and AUDIO not in stored:
             steps.append(JoinRequest(video_id, False, REENCODE_AUDIO, chunks, None, video.join_started_at))
         self.queue.schedule_steps(steps)
         logger.info("re-encode handed to its steps", extra={"video_id": video_id, "chunks": chunks,
-                                                             "files": len(plan.parts), "queued": len(steps)})
+                                                             "files": len(plan.parts),
+                                                             "pieces": len(plan.pieces), "queued": len(steps)})
         raise HandedOff(f"{len(steps)} re-encode steps queued")
 
     def _store_sources(self, video_id: int, chunks: int, files: list[tuple[str, MediaInfo]],
                        plan: media_reencode.Plan, work: str) -> None:
-        uploads = [(path, file_name(part.index)) for (path, _), part in zip(files, plan.parts)]
+        uploads = []
         for (path, _), part in zip(files, plan.parts):
+            sources = media_reencode.split_file(self.ffmpeg, path, plan, part.index, work)
+            uploads += [(source, source_name(piece.index))
+                        for source, piece in zip(sources, plan.pieces_of(part.index))]
             if part.audio:  # the audio step reads each file's audio alone, not the files
                 audio = os.path.join(work, audio_source_name(part.index))
                 self.ffmpeg.copy_audio(path, audio)
@@ -117,15 +132,28 @@ class Reencodes(StepJob):
     # --- the steps ------------------------------------------------------------------------
 
     def run(self, request: JoinRequest) -> ReencodeOutcome:
-        """Encode one file (REENCODE_PART) or the audio of all (REENCODE_AUDIO) for the join
-        that started at request.lease, if it is still on."""
+        """Encode one piece (REENCODE_PART) or the audio of all the files (REENCODE_AUDIO)
+        for the join that started at request.lease, if it is still on."""
         video_id, chunks, lease = request.video_id, request.chunks, request.lease
         video = self.catalog.get(video_id)
         if video is None or video.joining_chunks != chunks or video.join_started_at != lease:
             return ReencodeOutcome.OVER
-        what = f"file {request.piece + 1}" if request.kind == REENCODE_PART else "the audio"
+        what = f"piece {request.piece + 1}" if request.kind == REENCODE_PART else "the audio"
+
+        def encode(work: str) -> media_reencode.Plan:
+            nonlocal what
+            plan = media_reencode.Plan.from_json(self.files.read_plan(video_id, chunks, work))
+            if request.kind == REENCODE_PART:
+                if not 0 <= request.piece < len(plan.pieces):
+                    raise NotPlayable(f"not in the plan ({len(plan.pieces)} pieces)")
+                what = plan.describe(request.piece)  # its file, and where in it
+                self._encode_part(video_id, chunks, plan, request.piece, work)
+            else:
+                self._encode_audio(video_id, chunks, plan, work)
+            return plan
+
         renew = lambda: self.catalog.renew_join_lease(video_id, lease, self.clock())  # noqa: E731
-        plan, reason = self.attempt(video_id, renew, lambda work: self._encode(request, work))
+        plan, reason = self.attempt(video_id, renew, encode)
         if reason is not None:
             reason = f"{what}: {reason}"
             self.catalog.fail_join(video_id, chunks, reason)
@@ -141,23 +169,13 @@ class Reencodes(StepJob):
         self.queue.schedule_join(video_id, urgent=True)
         return ReencodeOutcome.JOIN_ASKED
 
-    def _encode(self, request: JoinRequest, work: str) -> media_reencode.Plan:
-        video_id, chunks = request.video_id, request.chunks
-        plan = media_reencode.Plan.from_json(self.files.read_plan(video_id, chunks, work))
-        if request.kind == REENCODE_PART:
-            self._encode_part(video_id, chunks, plan, request.piece, work)
-        else:
-            self._encode_audio(video_id, chunks, plan, work)
-        return plan
-
     def _encode_part(self, video_id: int, chunks: int, plan: media_reencode.Plan, index: int,
                      work: str) -> None:
-        if not 0 <= index < len(plan.parts):
-            raise NotPlayable(f"not in the plan ({len(plan.parts)} files)")
-        part = plan.parts[index]
-        source = self.files.get(video_id, chunks, file_name(index), work) if part.video else None
+        piece = plan.pieces[index]
+        has_video = plan.parts[piece.file].video
+        source = self.files.get(video_id, chunks, source_name(index), work) if has_video else None
         out = os.path.join(work, piece_name(index))
-        media_reencode.encode_part(self.ffmpeg, source, plan, part, out)
+        media_reencode.encode_part(self.ffmpeg, source, plan, piece, out)
         self.files.put(video_id, chunks, out, piece_name(index))
 
     def _encode_audio(self, video_id: int, chunks: int, plan: media_reencode.Plan, work: str) -> None:
@@ -166,7 +184,3 @@ class Reencodes(StepJob):
         out = os.path.join(work, AUDIO)
         media_reencode.encode_audio(self.ffmpeg, sources, plan, out)
         self.files.put(video_id, chunks, out, AUDIO)
-
-    # --- files --------------------------------------------------------------------------
-
-

@@ -62,7 +62,7 @@ class _Part:
 @dataclass(frozen=True)
 class JoinLimits:
     allow_reencode: bool = True
-    max_reencode_seconds: float = 0  # seconds of media one re-encode may take; 0: no bound
+    max_reencode_seconds: float = 0  # seconds of media one re-encode job may take; 0: no bound
     free_bytes: Callable[[str], int] = lambda path: shutil.disk_usage(path).free
 
 
@@ -123,17 +123,15 @@ def join_chunks(ffmpeg: Ffmpeg, chunks: Iterable[bytes | Iterator[bytes]], work_
         path = os.path.join(work_dir, f"joined.{container.extension}")
         ffmpeg.concat_copy([p.path for p in parts], container, path)
     elif limits.allow_reencode:
-        longest = max(parts, key=lambda part: part.info.duration)
-        if limits.max_reencode_seconds and longest.info.duration > limits.max_reencode_seconds:
-            raise NotPlayable(
-                f"the chunks are complete files whose streams differ ({_describe_difference(parts)}); "
-                f"file {parts.index(longest) + 1} lasts {_duration(longest.info.duration)}, longer "
-                f"than one re-encode job may take (at most {_duration(limits.max_reencode_seconds)} "
-                "of a file are re-encoded here)")
         container, method = REENCODE_CONTAINER, JoinMethod.REENCODE
         path = os.path.join(work_dir, f"joined.{container.extension}")
-        (reencode or functools.partial(media_reencode.reencode, ffmpeg))(
-            [(p.path, p.info) for p in parts], path)
+        try:
+            (reencode or functools.partial(media_reencode.reencode, ffmpeg,
+                                           max_piece_seconds=limits.max_reencode_seconds))(
+                [(p.path, p.info) for p in parts], path)
+        except NotPlayable as error:
+            raise NotPlayable(f"the chunks are complete files whose streams differ "
+                              f"({_describe_difference(parts)}); {error.message}") from None
     else:
         raise NotPlayable("the chunks are complete files whose streams differ ("
                           + _describe_difference(parts) + ") and re-encoding is off")

@@ -139,20 +139,28 @@ class Ffmpeg:
     # its own, the audio of all of them in one pass.
 
     def encode_part(self, source: str | None, output: str, options: dict, size: tuple[int, int],
-                    rate: float, start: float, seconds: float, timeout: float | None = None) -> None:
-        """Encode `seconds` of the first video stream of `source` (black frames when None:
-        a file without video) fitted into `size`, at a constant `rate`, its timestamps
-        starting at `start` (where the file starts in the joined video)."""
+                    rate: float, start: float, frames: int, fill: bool = False,
+                    timeout: float | None = None) -> None:
+        """Encode at most `frames` frames at a constant `rate` of the first video stream of
+        `source` (black frames when None: a file without video), fitted into `size`, its
+        timestamps starting at `start` (where it starts in the joined video). With `fill`,
+        a stream that ends short has its last frame repeated up to `frames`: a piece cut
+        from inside a file fills its place exactly, as the frame rate conversion of the
+        whole file would have held that frame until the next piece's first (a screen
+        recording sends no frames while nothing moves)."""
         width, height = size
         if source is None:
-            video = ffmpeg.input(f"color=c=black:s={width}x{height}:r={rate}:d={seconds}", f="lavfi").video
+            video = ffmpeg.input(f"color=c=black:s={width}x{height}:r={rate}:d={frames / rate:.6f}",
+                                 f="lavfi").video
         else:
             video = (ffmpeg.input(source)["v:0"]
                      .filter("scale", width, height, force_original_aspect_ratio="decrease")
                      .filter("pad", width, height, "(ow-iw)/2", "(oh-ih)/2")
                      .filter("setsar", 1))
-        video = (video.filter("setpts", "PTS-STARTPTS").filter("fps", rate)
-                 .filter("trim", duration=seconds).filter("format", "yuv420p"))
+        video = video.filter("setpts", "PTS-STARTPTS").filter("fps", rate)
+        if fill:
+            video = video.filter("tpad", stop_mode="clone", stop_duration=f"{frames / rate:.6f}")
+        video = video.filter("trim", end_frame=frames).filter("format", "yuv420p")
         stream = ffmpeg.output(video, output, output_ts_offset=f"{start:.6f}", **options)
         self._run(stream, "the file could not be encoded", timeout=timeout)
 

@@ -12,20 +12,25 @@ The recording: three files a recorder restarted between, 2 s at 320x240 with a t
 - frame count (25 a second of each file) and the audio ending with the video: a file placed
   at the wrong time, or audio encoded per file gaining AAC's priming delay at every
   boundary, or the silent file's place not filled;
-- only missing steps queued again after they vanish: every file re-encoded again.
+- only missing steps queued again after they vanish: every file re-encoded again;
+- with pieces of a second, each file cut at its keyframes into a step per piece, the same
+  frames at the same times as a piece per file: a cut that drops, doubles or shifts frames
+  at a piece's boundary inside a file.
 """
+import dataclasses
 import os
 import subprocess
 
 import pytest
 
+from chalicelib.errors import NotPlayable
 from chalicelib.media import reencode as media_reencode
 from chalicelib.media.ffmpeg import Ffmpeg
 from chalicelib.models import JoinOutcome
 from chalicelib.ports import JOIN, REENCODE_AUDIO, REENCODE_PART, RENDITION
 from chalicelib.reencodes import ReencodeOutcome
 from tests.helpers import record, status_of
-from tests.media_factory import unseekable_stream
+from tests.media_factory import VIDEO_CODECS, unseekable_stream
 
 SECONDS = (2.0, 2.0, 1.5)
 
@@ -197,8 +202,106 @@ def test_a_file_s_piece_starts_where_the_file_does_and_a_silent_file_is_filled(t
     assert media_reencode.Plan.from_json(plan.to_json()) == plan  # plain data for a message
     assert [(part.video, part.audio) for part in plan.parts] == [(True, False), (False, True)]
     second = str(tmp_path / "piece-1.mp4")
-    media_reencode.encode_part(ffmpeg, paths[1], plan, plan.parts[1], second)  # no video: black
+    media_reencode.encode_part(ffmpeg, paths[1], plan, plan.pieces[1], second)  # no video: black
     assert ffmpeg.start_time(second) == pytest.approx(plan.parts[1].start, abs=0.002)
     assert len(packets(second, "v")) == 25
-    media_reencode.encode_part(ffmpeg, paths[1], plan, plan.parts[1], second)  # again: replaced
+    media_reencode.encode_part(ffmpeg, paths[1], plan, plan.pieces[1], second)  # again: replaced
     assert not [name for name in os.listdir(tmp_path) if name.endswith(".partial")]
+
+
+def one_second_pieces(services):
+    """Pieces of about a second (the files have a keyframe every second): each file is cut."""
+    services.reencodes.settings = dataclasses.replace(services.reencodes.settings,
+                                                      rendition_piece_seconds=1)
+
+
+def test_long_files_are_cut_at_keyframes_a_step_per_piece(clocked, files, tmp_path):
+    services = clocked
+    one_second_pieces(services)
+    video_id, token = recorded(services, files)
+    assert services.joiner.run(video_id, urgent=True) is JoinOutcome.HANDED_OFF
+    steps = queued(services)
+    # 2 s, 2 s and 1.5 s files with keyframes at 0 and 1 s: two pieces each
+    assert sorted(d.request.piece for d in steps if d.request.kind == REENCODE_PART) == list(range(6))
+    stored = services.backend.store.work_files(video_id, "reencode", 3)
+    assert {f"file-{n:05d}" for n in range(6)} <= stored  # each piece's own source, not the files
+    for delivery in steps:
+        services.reencodes.run(delivery.request)
+    assert drain(services)[0] == (JOIN, JoinOutcome.JOINED.value)
+    path = tmp_path / "joined.mp4"
+    services.backend.store.download_file(services.backend.catalog.get(video_id).compiled_key, str(path))
+    check_joined(str(path))  # every frame once, the audio ending with the video
+
+
+def test_a_piece_that_cannot_be_encoded_fails_the_join_naming_its_file_and_place(clocked, files):
+    services = clocked
+    one_second_pieces(services)
+    store = services.backend.store
+    video_id, token = recorded(services, files)
+    assert services.joiner.run(video_id, urgent=True) is JoinOutcome.HANDED_OFF
+    store.objects[store.work_key(video_id, "reencode", 3, "file-00003")] = b"not a video"
+    for delivery in queued(services):
+        services.reencodes.run(delivery.request)
+    status = status_of(services.videos, video_id, token)
+    assert status["status"] == "failed" and status["error"].startswith("file 2 from 1.00 s: ")
+
+
+def test_pieces_hold_the_frames_of_a_piece_per_file_at_the_same_times(files, tmp_path):
+    ffmpeg = Ffmpeg(os.environ["FFMPEG_BINARY"])
+    paths = []
+    for n, data in enumerate(files):
+        paths.append(str(tmp_path / f"in-{n}.webm"))
+        with open(paths[-1], "wb") as out:
+            out.write(data)
+    inputs = [(path, ffmpeg.probe(path)) for path in paths]
+    plan = media_reencode.plan_parts([info for _, info in inputs],
+                                     media_reencode.file_packets(ffmpeg, inputs, 1), 1)
+    assert [(p.file, p.offset) for p in plan.pieces] == [(0, 0), (0, 1), (1, 0), (1, 1), (2, 0), (2, 1)]
+    assert media_reencode.Plan.from_json(plan.to_json()) == plan
+    whole, cut = str(tmp_path / "whole" / "out.mp4"), str(tmp_path / "cut" / "out.mp4")
+    for out, seconds in ((whole, 0), (cut, 1)):
+        os.makedirs(os.path.dirname(out))
+        media_reencode.reencode(ffmpeg, inputs, out, piece_seconds=seconds)
+    # in presentation order: each piece's encoder starts a new group of frames at its cut
+    assert sorted(pts for pts, _ in packets(cut, "v")) == sorted(pts for pts, _ in packets(whole, "v"))
+    check_joined(cut)
+
+
+def test_a_piece_longer_than_one_job_may_take_fails_the_plan_before_any_encode(files, tmp_path):
+    ffmpeg = Ffmpeg(os.environ["FFMPEG_BINARY"])
+    path = str(tmp_path / "in.webm")
+    with open(path, "wb") as out:
+        out.write(files[0])
+    inputs = [(path, ffmpeg.probe(path))] * 2
+    packets_of = media_reencode.file_packets(ffmpeg, inputs, 1)
+    # cut into pieces of a second, no piece is longer than a second: within the bound
+    plan = media_reencode.plan_parts([info for _, info in inputs], packets_of, 1, max_piece_seconds=1.5)
+    assert max(piece.seconds for piece in plan.pieces) <= 1.5
+    with pytest.raises(NotPlayable, match=r"^file 1 lasts 2 s, longer than one re-encode job"):
+        media_reencode.plan_parts([info for _, info in inputs], max_piece_seconds=1.5)
+
+
+def test_a_piece_whose_frames_stop_before_the_next_keyframe_holds_its_last_frame(tmp_path):
+    """A screen recording sends no frames while nothing moves: the first second's frames stop
+    at 0.56 s. Cut at the keyframe at 1 s, its piece still holds 25 frames, as the whole
+    file's encode does (it holds the frame at 0.56 s until 1 s)."""
+    ffmpeg = Ffmpeg(os.environ["FFMPEG_BINARY"])
+    sparse = str(tmp_path / "sparse.webm")
+    subprocess.run([os.environ["FFMPEG_BINARY"], "-v", "error", "-f", "lavfi", "-i",
+                    "testsrc2=size=320x240:rate=25", "-t", "2",
+                    "-vf", "select='not(between(t,0.6,0.99))'", "-fps_mode", "passthrough",
+                    *VIDEO_CODECS["vp8"], "-force_key_frames", "expr:gte(t,n_forced)", sparse],
+                   check=True, capture_output=True)
+    frames = ffmpeg.video_packets(sparse)
+    assert len(frames) == 40  # 50 frames less the 10 dropped
+    assert [(p.pts, p.keyframe) for p in frames[14:16]] == [(0.56, False), (1.0, True)]
+    other = str(tmp_path / "other.webm")
+    with open(other, "wb") as out:
+        out.write(unseekable_stream("webm", "vp8", None, seconds=1.0, size="640x360"))
+    inputs = [(path, ffmpeg.probe(path)) for path in (sparse, other)]
+    whole, cut = str(tmp_path / "whole" / "out.mp4"), str(tmp_path / "cut" / "out.mp4")
+    for out, seconds in ((whole, 0), (cut, 1)):
+        os.makedirs(os.path.dirname(out))
+        media_reencode.reencode(ffmpeg, inputs, out, piece_seconds=seconds)
+    assert len(packets(cut, "v")) == len(packets(whole, "v")) == 75
+    assert sorted(pts for pts, _ in packets(cut, "v")) == sorted(pts for pts, _ in packets(whole, "v"))

@@ -117,10 +117,11 @@ def test_a_file_longer_than_one_re_encode_may_take_fails_at_once_saying_so(tmp_p
     ffmpeg = Ffmpeg(os.environ["FFMPEG_BINARY"])
     files = [unseekable_stream("webm", "vp8", "opus", seconds=1.0),
              unseekable_stream("webm", "vp8", "opus", seconds=2.0, size="640x360")]
-    with pytest.raises(NotPlayable, match=r"file 2 lasts 2 s, longer .*\(at most 1 s of a file"):
+    with pytest.raises(NotPlayable, match=r"320x240.*640x360.*file 2 lasts 2 s, longer .*\(at most 1 s"):
         join_chunks(ffmpeg, files, str(tmp_path), JoinLimits(max_reencode_seconds=1))
     assert not list(tmp_path.glob("joined.*"))  # refused before ffmpeg started on it
-    # the bound is per file (each is a job of its own), not for the whole recording (3.0x s)
+    assert not list(tmp_path.glob("reencoded-*"))
+    # the bound is per job (a piece), not for the whole recording (3.0x s)
     joined = join_chunks(ffmpeg, files, str(tmp_path), JoinLimits(max_reencode_seconds=3))
     assert joined.method == "reencode"
 
