@@ -7,14 +7,14 @@ A join whose chunks are complete files that differ (chalicelib.media.chunk_join)
 piece's source (a file that is one piece as it is, a longer file's video cut into a file
 per piece) and each file's audio, copied out, under `videos/<id>/reencode/<count>/` with
 the plan (chalicelib.media.reencode.plan_parts), queues one REENCODE_PART message per
-piece and one REENCODE_AUDIO, and raises HandedOff: the join ends there without a verdict, its lease still
-held, and the steps renew that lease while they run (so the video stays `processing`, and
-no other join starts on the same chunks). Each step stores its output and lists what is
-stored: the step that finds every output there ends the join's lease and asks for an urgent
-join. That join remuxes the files again (a stream copy), finds every output stored, joins
-them by stream copy (chalicelib.media.reencode.join) and publishes the result as any join
-does: verified, with its poster, and the steps' files removed with the sources once the
-recording is finished.
+piece and one REENCODE_AUDIO, and raises HandedOff: the join ends there without a verdict,
+its lease still held, and the steps renew that lease while they run (so the video stays
+`processing`, and no other join starts on the same chunks). Each step stores its output
+and lists what is stored: the step that finds every output there ends the join's lease and
+asks for an urgent join. That join remuxes the files again (a stream copy), finds every
+output stored, joins them by stream copy (chalicelib.media.reencode.join) and publishes the
+result as any join does: verified, with its poster, and the steps' files removed with the
+sources once the recording is finished.
 
 - A step that fails on S3 comes back alone (its message is retried); a piece that cannot be
   encoded fails the join with a reason that names its file (and where in the file).
