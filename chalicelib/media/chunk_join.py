@@ -73,10 +73,6 @@ def check_work_space(limits: JoinLimits, work_dir: str, needed: int, what: str) 
                           f"{_megabytes(free)}: the recording is too large to join here")
 
 
-def _duration(seconds: float) -> str:
-    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.1f} minutes"
-
-
 def _megabytes(size: int) -> str:
     return f"{size / 1e6:,.0f} MB"
 

@@ -60,6 +60,7 @@ class Piece:
     offset: float  # seconds into the file's video where it starts, on the output's frames
     seconds: float  # how long it lasts in the joined video
     first_frame: int = 0  # its first packet among the file's video packets (where it is cut)
+    frames: int = 0  # how many packets it holds, when the file is cut (0: the whole file)
 
     def describe(self, files: int) -> str:
         """How a failure names it: the file, and where in the file when it is cut."""
@@ -86,6 +87,11 @@ class Plan:
     def describe(self, index: int) -> str:
         piece = self.pieces[index]
         return piece.describe(len(self.pieces_of(piece.file)))
+
+    def same_files(self, other: "Plan") -> bool:
+        """Whether two plans place the same files in the same format, however they cut them
+        (a plan's cuts follow from its files' packets: the same files, the same cuts)."""
+        return dataclasses.replace(self, pieces=[]) == dataclasses.replace(other, pieces=[])
 
     def to_json(self) -> bytes:
         return json.dumps(dataclasses.asdict(self)).encode()
@@ -123,8 +129,11 @@ def plan_parts(infos: list[MediaInfo], packets: list[list[Packet] | None] | None
             file_packets = packets[part.index] if packets else None
             cuts = _cuts(file_packets, part, rate, piece_seconds) if part.video else [(0.0, 0)]
             for n, (offset, first_frame) in enumerate(cuts):
-                end = cuts[n + 1][0] if n + 1 < len(cuts) else part.seconds
-                pieces.append(Piece(len(pieces), part.index, offset, round(end - offset, 6), first_frame))
+                last = n + 1 == len(cuts)
+                end = part.seconds if last else cuts[n + 1][0]
+                frames = 0 if len(cuts) == 1 else (len(file_packets) if last else cuts[n + 1][1]) - first_frame
+                pieces.append(Piece(len(pieces), part.index, offset, round(end - offset, 6),
+                                    first_frame, frames))
     plan = Plan(parts, width, height, rate, bool(videos), any(part.audio for part in parts), pieces)
     longest = max(pieces, key=lambda piece: piece.seconds, default=None)
     if longest and max_piece_seconds and longest.seconds > max_piece_seconds:
@@ -142,8 +151,9 @@ def _cuts(packets: list[Packet] | None, part: Part, rate: float,
     are the rendition's, at keyframes; each offset is moved to the nearest frame of the
     output (frames at multiples of 1/rate from the file's first video frame), so the
     pieces' frames add up to the file's."""
-    if not packets or not piece_seconds or part.seconds <= piece_seconds * 4 / 3:
+    if not packets or not _may_cut(part.seconds, piece_seconds):
         return [(0.0, 0)]
+    # (the frame size is the rendition's, for its own pieces: not used here)
     pieces = rendition.cut_at_keyframes(packets, (2, 2), piece_seconds, piece_seconds * 4 / 3)
     first, cuts = packets[0].pts, [(0.0, 0)]
     for piece in pieces[1:]:
@@ -151,6 +161,12 @@ def _cuts(packets: list[Packet] | None, part: Part, rate: float,
         if cuts[-1][0] < offset < part.seconds:
             cuts.append((offset, piece.first_frame))
     return cuts
+
+
+def _may_cut(seconds: float | None, piece_seconds: float) -> bool:
+    """Whether a file this long is cut into pieces: it lasts more than a third longer than
+    a piece (the rendition's bound on a piece, cut_at_keyframes' max_seconds)."""
+    return bool(piece_seconds and seconds and seconds > piece_seconds * 4 / 3)
 
 
 def _duration(seconds: float) -> str:
@@ -167,15 +183,13 @@ def split_file(ffmpeg: Ffmpeg, source: str, plan: Plan, file: int, out_dir: str)
     pattern = os.path.join(out_dir, f"cut-{file:05d}-%05d.mkv")
     ffmpeg.split_video(source, [piece.first_frame for piece in pieces[1:]], pattern,
                        timeout=rendition.STEP_TIMEOUT_SECONDS)
-    frames = ffmpeg.video_packets(source)
     paths = []
     for n, piece in enumerate(pieces):
         path = pattern % n
-        following = pieces[n + 1].first_frame if n + 1 < len(pieces) else len(frames)
         found = ffmpeg.video_packets(path) if os.path.exists(path) else []
-        if len(found) != following - piece.first_frame:
+        if len(found) != piece.frames:
             raise NotPlayable(f"the cut of {piece.describe(len(pieces))} holds {len(found)} frames, "
-                              f"not {following - piece.first_frame}")
+                              f"not {piece.frames}")
         paths.append(path)
     return paths
 
@@ -226,8 +240,8 @@ def file_packets(ffmpeg: Ffmpeg, files: list[tuple[str, MediaInfo]],
                  piece_seconds: float) -> list[list[Packet] | None]:
     """The video packets of each file that may be cut into pieces (read without decoding);
     None for the others."""
-    return [ffmpeg.video_packets(path) if piece_seconds and info.video and info.duration
-            and info.duration > piece_seconds * 4 / 3 else None for path, info in files]
+    return [ffmpeg.video_packets(path) if info.video and _may_cut(info.duration, piece_seconds)
+            else None for path, info in files]
 
 
 def reencode(ffmpeg: Ffmpeg, files: list[tuple[str, MediaInfo]], out_path: str,
