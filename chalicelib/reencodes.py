@@ -84,18 +84,18 @@ class Reencodes(StepJob):
     def reencode(self, video: Video, files: list[tuple[str, MediaInfo]], output: str) -> None:
         """Write the re-encode of the video's files to `output` when its steps have made
         every piece; else store what they need, queue them and raise HandedOff."""
-        piece_seconds = self.settings.rendition_piece_seconds
-        plan = media_reencode.plan_parts([info for _, info in files],
-                                         media_reencode.file_packets(self.ffmpeg, files, piece_seconds),
-                                         piece_seconds, self.settings.max_reencode_seconds)
-        if not plan.video:
+        infos = [info for _, info in files]
+        layout = media_reencode.plan_parts(infos)  # the files' places, before any cut
+        if not layout.video:
             media_reencode.reencode(self.ffmpeg, files, output)
             return
         video_id, chunks = video.video_id, video.chunk_count
         stored = self.files.names(video_id, chunks)
         work = os.path.dirname(output)
-        stored_plan = self.files.read_plan(video_id, chunks, work) if PLAN in stored else None
-        if stored_plan is not None and media_reencode.Plan.from_json(stored_plan) == plan:
+        plan = (media_reencode.Plan.from_json(self.files.read_plan(video_id, chunks, work))
+                if PLAN in stored else None)
+        # The stored plan's cuts stand for the same files: their packets are not read again.
+        if plan is not None and plan.same_files(layout):
             if _outputs(plan) <= stored:  # every step is done: join what they made
                 pieces = [self.files.get(video_id, chunks, piece_name(piece.index), work)
                           for piece in plan.pieces]
@@ -103,6 +103,10 @@ class Reencodes(StepJob):
                 media_reencode.join(self.ffmpeg, pieces, audio, output)
                 return
         else:  # the first time (or a plan of other files: stored again, from the start)
+            piece_seconds = self.settings.rendition_piece_seconds
+            packets = media_reencode.file_packets(self.ffmpeg, files, piece_seconds)
+            plan = media_reencode.plan_parts(infos, packets, piece_seconds,
+                                             self.settings.max_reencode_seconds)
             self.files.delete(video_id, chunks)
             self._store_sources(video_id, chunks, files, plan, work)
             stored = set()
