@@ -31,6 +31,7 @@ def test_a_long_file_is_cut_at_keyframes_moved_onto_the_output_s_frames():
     assert [(p.file, p.offset, p.seconds, p.first_frame) for p in plan.pieces] == [
         (0, 0.0, 10.0, 0), (0, 10.0, 10.0, 250), (0, 20.0, 10.0, 500), (0, 30.0, 5.0, 750),
         (1, 0.0, 4.0, 0)]  # the short file is one piece
+    assert [p.frames for p in plan.pieces] == [250, 250, 250, 125, 0]  # the cuts' packets; 0: whole
     assert plan.start_of(plan.pieces[4]) == 35.0
     assert (plan.describe(1), plan.describe(4)) == ("file 1 from 10.00 s", "file 2")
     assert sum(p.seconds for p in plan.pieces) == pytest.approx(39.0)
