@@ -305,3 +305,23 @@ def test_a_piece_whose_frames_stop_before_the_next_keyframe_holds_its_last_frame
         media_reencode.reencode(ffmpeg, inputs, out, piece_seconds=seconds)
     assert len(packets(cut, "v")) == len(packets(whole, "v")) == 75
     assert sorted(pts for pts, _ in packets(cut, "v")) == sorted(pts for pts, _ in packets(whole, "v"))
+
+
+def test_a_cut_that_does_not_hold_its_piece_s_frames_fails_naming_the_piece(files, tmp_path):
+    """split_file counts each cut's frames against the plan: a plan that no longer matches
+    the file (here: its second piece told to hold a frame more) stops before any encode."""
+    ffmpeg = Ffmpeg(os.environ["FFMPEG_BINARY"])
+    path = str(tmp_path / "in.webm")
+    with open(path, "wb") as out:
+        out.write(files[0])
+    inputs = [(path, ffmpeg.probe(path))] * 2
+    plan = media_reencode.plan_parts([info for _, info in inputs],
+                                     media_reencode.file_packets(ffmpeg, inputs, 1), 1)
+    second = plan.pieces_of(0)[1]
+    cuts = media_reencode.split_file(ffmpeg, path, plan, 0, str(tmp_path))
+    assert [len(ffmpeg.video_packets(cut)) for cut in cuts] == [p.frames for p in plan.pieces_of(0)]
+    wrong = dataclasses.replace(plan, pieces=[dataclasses.replace(p, frames=p.frames + 1) if p == second
+                                              else p for p in plan.pieces])
+    with pytest.raises(NotPlayable, match=rf"^the cut of file 1 from 1.00 s holds {second.frames} "
+                                          rf"frames, not {second.frames + 1}$"):
+        media_reencode.split_file(ffmpeg, path, wrong, 0, str(tmp_path))
