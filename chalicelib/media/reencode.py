@@ -127,7 +127,7 @@ def plan_parts(infos: list[MediaInfo], packets: list[list[Packet] | None] | None
     if videos:
         for part in parts:
             file_packets = packets[part.index] if packets else None
-            cuts = _cuts(file_packets, part, rate, piece_seconds, (width, height)) if part.video else [(0.0, 0)]
+            cuts = _cuts(file_packets, part, rate, piece_seconds) if part.video else [(0.0, 0)]
             for n, (offset, first_frame) in enumerate(cuts):
                 last = n + 1 == len(cuts)
                 end = part.seconds if last else cuts[n + 1][0]
@@ -145,15 +145,16 @@ def plan_parts(infos: list[MediaInfo], packets: list[list[Packet] | None] | None
     return plan
 
 
-def _cuts(packets: list[Packet] | None, part: Part, rate: float, piece_seconds: float,
-          size: tuple[int, int]) -> list[tuple[float, int]]:
+def _cuts(packets: list[Packet] | None, part: Part, rate: float,
+          piece_seconds: float) -> list[tuple[float, int]]:
     """(offset into the file's video, first packet) of each of a file's pieces. The cuts
     are the rendition's, at keyframes; each offset is moved to the nearest frame of the
     output (frames at multiples of 1/rate from the file's first video frame), so the
     pieces' frames add up to the file's."""
     if not packets or not _may_cut(part.seconds, piece_seconds):
         return [(0.0, 0)]
-    pieces = rendition.cut_at_keyframes(packets, size, piece_seconds, piece_seconds * 4 / 3)
+    # (the frame size is the rendition's, for its own pieces: not used here)
+    pieces = rendition.cut_at_keyframes(packets, (2, 2), piece_seconds, piece_seconds * 4 / 3)
     first, cuts = packets[0].pts, [(0.0, 0)]
     for piece in pieces[1:]:
         offset = round(round((piece.start - first) * rate) / rate, 6)
