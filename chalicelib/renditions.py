@@ -9,17 +9,20 @@ SQS-triggered join function on AWS, the local workers under `make run`, through
 chalicelib.join_messages), one step per message, each step passing files to the next
 through S3 (`videos/<id>/rendition/<count>/`):
 
-1. **plan** (RENDITION): download the compiled object, cut it at keyframes into pieces of
-   about RENDITION_PIECE_SECONDS (chalicelib.media.rendition.plan_pieces), stream-copy
-   each piece's video and the whole audio track into files of their own (split_pieces, one
-   pass), store them and the plan, and queue one RENDITION_PIECE message per piece and one
-   RENDITION_AUDIO. A video that already plays everywhere (H.264 in Matroska or WebM:
-   media.rendition.copies_video) is copied here into the one piece's output instead, and
-   only the audio step is queued;
+1. **plan** (RENDITION): download the compiled object; first stream-copy its audio track
+   alone (media.rendition.copy_audio), store it and queue RENDITION_AUDIO, so the one audio
+   pass, the longest job at an hour, runs while the video is cut; then cut the video at
+   keyframes into pieces of about RENDITION_PIECE_SECONDS (plan_pieces), stream-copy each
+   piece's video into a file of its own (split_pieces), store them and the plan, and queue
+   one RENDITION_PIECE message per piece. A video that already plays everywhere (H.264 in
+   Matroska or WebM: media.rendition.copies_video) is copied here into the one piece's
+   output instead, and no piece step is queued;
 2. **piece** (one per piece, all at once) encodes its piece to H.264; **audio** encodes the
-   whole audio track to AAC in one pass (cheap, and audio encoded in pieces would click at
-   every boundary). Each stores its output, then lists what is stored: the step that finds
-   every output there queues RENDITION_ASSEMBLE (two may; assembling twice is harmless);
+   whole audio track to AAC in one pass (audio encoded in pieces would click at every
+   boundary). Each stores its output, then lists what is stored: the step that finds every
+   output there, and the plan, queues RENDITION_ASSEMBLE (two may; assembling twice is
+   harmless). The audio may finish before the plan is stored: the plan step, listing what
+   is stored once its plan is, then finds the audio there and queues the assembly itself;
 3. **assemble** joins the encoded pieces and the audio by stream copy, uploads the MP4 next
    to the compiled object (`videos/<id>/compiled/<count>.h264.mp4`), records it and
    removes the steps' files.
@@ -199,22 +202,35 @@ class RenditionJob(StepJob):
     def _plan(self, video: Video, work: str) -> RenditionOutcome:
         video_id, chunks = video.video_id, video.compiled_chunks
         stored = self.files.names(video_id, chunks)
+        queued: list[JoinRequest] = []
         if PLAN in stored:  # asked again: what is stored stays, what is missing runs again
             plan = Plan.from_json(self.files.read_plan(video_id, chunks, work))
         else:
-            plan = self._split(video, work)
-            stored = self.files.names(video_id, chunks)  # a copied video's piece
-        missing = _steps_for(plan, video_id, chunks, plan.outputs() - stored)
-        self.queue.schedule_steps(missing or [JoinRequest(video_id, False, RENDITION_ASSEMBLE, chunks)])
+            plan, queued = self._split(video, work)
+            stored = self.files.names(video_id, chunks)  # a copied video's piece, the audio
+        missing = [request for request in _steps_for(plan, video_id, chunks, plan.outputs() - stored)
+                   if request not in queued]
+        if missing:
+            self.queue.schedule_steps(missing)
+        elif plan.outputs() <= stored:  # the audio step, if any, finished before the plan was stored
+            self.queue.schedule_steps([JoinRequest(video_id, False, RENDITION_ASSEMBLE, chunks)])
         logger.info("rendition planned", extra={"video_id": video_id, "chunks": chunks,
-                                                "pieces": len(plan.pieces), "queued": len(missing)})
+                                                "pieces": len(plan.pieces),
+                                                "queued": len(missing) + len(queued)})
         return RenditionOutcome.PLANNED
 
-    def _split(self, video: Video, work: str) -> Plan:
+    def _split(self, video: Video, work: str) -> tuple[Plan, list[JoinRequest]]:
+        """Store the audio alone and queue its step, then cut the video and store its
+        pieces' sources and the plan. The plan, and the steps queued already."""
         video_id, chunks = video.video_id, video.compiled_chunks
         source = os.path.join(work, "source." + video.compiled_key.rsplit(".", 1)[-1])
         self.store.download_file(video.compiled_key, source)
-        audio_source = os.path.join(work, AUDIO_SOURCE)
+        queued = []
+        audio_source = media_rendition.copy_audio(self.ffmpeg, source, os.path.join(work, AUDIO_SOURCE))
+        if audio_source is not None:
+            self.files.put(video_id, chunks, audio_source, AUDIO_SOURCE)
+            queued = [JoinRequest(video_id, False, RENDITION_AUDIO, chunks)]
+            self.queue.schedule_steps(queued)
         info = self.ffmpeg.probe(source)
         if media_rendition.copies_video(info):
             # The video plays as it is: copied here, stored as the one piece's output (no
@@ -222,18 +238,14 @@ class RenditionJob(StepJob):
             copied = os.path.join(work, piece_name(0))
             pieces = [media_rendition.copy_video(self.ffmpeg, source, copied)]
             files = [(copied, piece_name(0))]
-            if info.audio is not None:
-                self.ffmpeg.copy_audio(source, audio_source)
         else:
             target = self.settings.rendition_piece_seconds
             pieces = media_rendition.plan_pieces(self.ffmpeg, source, target, target * 4 / 3)
-            paths = media_rendition.split_pieces(self.ffmpeg, source, pieces, work, audio_source)
+            paths = media_rendition.split_pieces(self.ffmpeg, source, pieces, work)
             files = [(path, source_name(piece.index)) for path, piece in zip(paths, pieces)]
-        plan = Plan(pieces, os.path.exists(audio_source))
-        if plan.audio:
-            files.append((audio_source, AUDIO_SOURCE))
+        plan = Plan(pieces, audio_source is not None)
         self.files.put_plan(video_id, chunks, files, plan.to_json(), work)
-        return plan
+        return plan, queued
 
     # --- 2. a piece, the audio ------------------------------------------------------------
 
@@ -251,13 +263,14 @@ class RenditionJob(StepJob):
 
     def _encode_audio(self, request: JoinRequest, work: str) -> RenditionOutcome:
         video_id, chunks = request.video_id, request.chunks
-        plan = Plan.from_json(self.files.read_plan(video_id, chunks, work))
         source = self.files.get(video_id, chunks, AUDIO_SOURCE, work)
         out = os.path.join(work, AUDIO)
         if media_rendition.encode_audio(self.ffmpeg, source, out) is None:
             raise NotPlayable("the audio track the plan found holds no audio")
         self.files.put(video_id, chunks, out, AUDIO)
-        return self._after(plan, video_id, chunks)
+        if PLAN not in self.files.names(video_id, chunks):  # queued before the video was cut:
+            return RenditionOutcome.STEP_DONE  # the plan step, storing its plan after this, finds it
+        return self._after(Plan.from_json(self.files.read_plan(video_id, chunks, work)), video_id, chunks)
 
     def _after(self, plan: Plan, video_id: int, chunks: int) -> RenditionOutcome:
         """Each step lists what is stored once its output is: S3 lists what was written

@@ -225,12 +225,10 @@ class Ffmpeg:
         return float(match.group(1)) if match else None
 
     def split_video(self, source: str, first_frames: list[int], pattern: str,
-                    audio_output: str | None = None, timeout: float | None = None) -> None:
+                    timeout: float | None = None) -> None:
         """Stream-copy the first video stream into Matroska files named `pattern % n`,
         a new file at each packet number of `first_frames` (each must be a keyframe; the
-        first file starts at packet 0), every packet in exactly one file, timestamps kept.
-        With audio_output, the first audio stream is stream-copied there (Matroska) in the
-        same pass: one read of the source for both."""
+        first file starts at packet 0), every packet in exactly one file, timestamps kept."""
         source_stream = ffmpeg.input(source)
         copy = {"map": "0:v:0", "c": "copy", "fflags": "+bitexact"}
         if first_frames:
@@ -239,8 +237,6 @@ class Ffmpeg:
                 segment_frames=",".join(str(frame) for frame in first_frames), **copy)
         else:
             stream = source_stream.output(pattern % 0, f="matroska", **copy)
-        if audio_output:
-            stream = ffmpeg.merge_outputs(stream, _audio_copy(source_stream, audio_output))
         self._run(stream.global_args("-copyts"), "the video could not be cut into pieces",
                   timeout=timeout)
 

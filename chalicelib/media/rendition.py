@@ -7,8 +7,8 @@ cut into pieces of `target_seconds` that are encoded at once, each by its own jo
 joined by stream copy. Each step below is a function of files alone, so that each can run
 in a different process or machine (an SQS message per piece, S3 objects between them):
 
-    plan_pieces -> split_pieces -> encode_piece (one job per piece) -+-> assemble
-                                -> encode_audio (one job)           -+
+    copy_audio  -> encode_audio (one job)                        -+-> assemble
+    plan_pieces -> split_pieces -> encode_piece (one job per piece) -+
 
 A recording whose video already plays everywhere (H.264 from Chromium's
 `video/x-matroska;codecs=avc1` or `video/webm;codecs=h264`, often with Opus) is not
@@ -23,6 +23,9 @@ Why each step is done as it is:
   start from. A piece ends where the next one starts, so the pieces cover every frame
   once. Where keyframes are further apart than `max_seconds` the piece is longer and its
   `note` says so; nothing is cut between keyframes.
+- **copy_audio** stream-copies the audio track alone, before the video is cut: the audio
+  job reads a few percent of the source's bytes, and starts while the pieces are planned
+  and split (at an hour, the one audio pass is the longest job of all).
 - **split_pieces** stream-copies the video into one file per piece with ffmpeg's segment
   muxer, cutting at packet numbers (not at times, which are rounded): every packet lands
   in exactly one file, so the frames of the pieces add up to the frames of the video, and
@@ -204,16 +207,20 @@ def cut_at_keyframes(packets: list[Packet], size: tuple[int, int], target_second
         at = following
 
 
-def split_pieces(ffmpeg: Ffmpeg, source_path: str, pieces: list[Piece], out_dir: str,
-                 audio_path: str | None = None) -> list[str]:
+def copy_audio(ffmpeg: Ffmpeg, source_path: str, out_path: str) -> str | None:
+    """Stream-copy the recording's audio track alone into out_path (Matroska): the input
+    of encode_audio. None (nothing written) when the recording has no audio."""
+    if ffmpeg.probe(source_path).audio is None:
+        return None
+    ffmpeg.copy_audio(source_path, out_path)
+    return out_path
+
+
+def split_pieces(ffmpeg: Ffmpeg, source_path: str, pieces: list[Piece], out_dir: str) -> list[str]:
     """Stream-copy each piece's frames of the source's video into a file of its own (in
-    out_dir): the input of encode_piece. With audio_path, the audio track is stream-copied
-    there in the same pass (when there is one): the input of encode_audio, a few percent of
-    the source's bytes. Checked: each file holds its piece's frames."""
+    out_dir): the input of encode_piece. Checked: each file holds its piece's frames."""
     pattern = os.path.join(out_dir, "source-%05d.mkv")
-    has_audio = audio_path is not None and ffmpeg.probe(source_path).audio is not None
     ffmpeg.split_video(source_path, [piece.first_frame for piece in pieces[1:]], pattern,
-                       audio_output=audio_path if has_audio else None,
                        timeout=STEP_TIMEOUT_SECONDS)
     paths = [pattern % piece.index for piece in pieces]
     for piece, path in zip(pieces, paths):
@@ -240,7 +247,7 @@ def encode_piece(ffmpeg: Ffmpeg, source_path: str, piece: Piece, out_path: str) 
 def encode_audio(ffmpeg: Ffmpeg, source_path: str, out_path: str) -> str | None:
     """Encode the whole audio track to AAC in MP4 in one pass, timestamps kept; None
     (nothing written) when the recording has no audio. source_path: the recording, or the
-    audio alone as split_pieces copies it. Mono stays mono (half the encoder's work)."""
+    audio alone as copy_audio copies it. Mono stays mono (half the encoder's work)."""
     audio = ffmpeg.probe(source_path).audio
     if audio is None:
         return None
@@ -296,11 +303,12 @@ def _check_holds(packets: list[Packet], piece: Piece, what: str) -> None:
 class Rendition:
     """What render did and how long each step took (seconds of wall time)."""
     pieces: list[Piece]
+    audio_copy_seconds: float = 0.0
     plan_seconds: float = 0.0
     split_seconds: float = 0.0
     piece_seconds: list[float] = field(default_factory=list)  # each encode_piece, by index
     audio_seconds: float = 0.0
-    encode_seconds: float = 0.0  # the pool: from the first job started to the last done
+    encode_seconds: float = 0.0  # from the end of the split to the last job done
     assemble_seconds: float = 0.0
     total_seconds: float = 0.0
 
@@ -309,8 +317,9 @@ def render(ffmpeg: Ffmpeg, source: str, out: str, workers: int | None = None,
            target_seconds: float = 45, max_seconds: float = 60,
            work_dir: str | None = None) -> Rendition:
     """All the steps in this process, the jobs on a pool of `workers` threads (each runs
-    an ffmpeg), as the `make run` worker pool would run them: the audio first, since it is
-    the longest single job, then the pieces in order."""
+    an ffmpeg), in the order the rendition job runs them: the audio copied out and its
+    encode started first (the longest single job), then the video planned, split and its
+    pieces encoded in order."""
     started = time.monotonic()
     with tempfile.TemporaryDirectory(dir=work_dir) as work:
         if copies_video(ffmpeg.probe(source)):
@@ -319,25 +328,25 @@ def render(ffmpeg: Ffmpeg, source: str, out: str, workers: int | None = None,
             audio = encode_audio(ffmpeg, source, os.path.join(work, "audio.m4a"))
             assemble(ffmpeg, [video], audio, out)
             return Rendition([piece], total_seconds=time.monotonic() - started)
-        pieces = plan_pieces(ffmpeg, source, target_seconds, max_seconds)
-        planned = time.monotonic()
-        audio_source = os.path.join(work, "audio-source.mka")
-        sources = split_pieces(ffmpeg, source, pieces, work, audio_source)
-        split = time.monotonic()
-        encoded = [os.path.join(work, f"piece-{piece.index:05d}.mp4") for piece in pieces]
         with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
-            audio = pool.submit(_timed, encode_audio, ffmpeg,
-                                audio_source if os.path.exists(audio_source) else source,
-                                os.path.join(work, "audio.m4a"))
+            audio_source = copy_audio(ffmpeg, source, os.path.join(work, "audio-source.mka"))
+            copied = time.monotonic()
+            audio = (pool.submit(_timed, encode_audio, ffmpeg, audio_source,
+                                 os.path.join(work, "audio.m4a")) if audio_source else None)
+            pieces = plan_pieces(ffmpeg, source, target_seconds, max_seconds)
+            planned = time.monotonic()
+            sources = split_pieces(ffmpeg, source, pieces, work)
+            split = time.monotonic()
+            encoded = [os.path.join(work, f"piece-{piece.index:05d}.mp4") for piece in pieces]
             jobs = [pool.submit(_timed, encode_piece, ffmpeg, path, piece, output)
                     for path, piece, output in zip(sources, pieces, encoded)]
             piece_seconds = [job.result()[1] for job in jobs]
-            audio_path, audio_seconds = audio.result()
+            audio_path, audio_seconds = audio.result() if audio else (None, 0.0)
         encoded_at = time.monotonic()
         assemble(ffmpeg, encoded, audio_path, out)
         done = time.monotonic()
-    return Rendition(pieces, planned - started, split - planned, piece_seconds, audio_seconds,
-                     encoded_at - split, done - encoded_at, done - started)
+    return Rendition(pieces, copied - started, planned - copied, split - planned, piece_seconds,
+                     audio_seconds, encoded_at - split, done - encoded_at, done - started)
 
 
 def render_single_pass(ffmpeg: Ffmpeg, source: str, out: str) -> float:

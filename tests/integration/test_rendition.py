@@ -180,6 +180,8 @@ def test_audio_that_starts_late_stays_late(ffmpeg, tmp_path):
 def test_a_recording_without_audio_renders_video_only(ffmpeg, tmp_path):
     source = recording_file(str(tmp_path / "silent.webm"), audio=None, seconds=4)
     assert rendition.encode_audio(ffmpeg, source, str(tmp_path / "audio.m4a")) is None
+    assert rendition.copy_audio(ffmpeg, source, str(tmp_path / "audio-source.mka")) is None
+    assert not os.path.exists(tmp_path / "audio-source.mka")
     assert not os.path.exists(tmp_path / "audio.m4a")
     out = str(tmp_path / "silent.mp4")
     rendition.render(ffmpeg, source, out, workers=2, target_seconds=TARGET, max_seconds=LONGEST)
@@ -193,8 +195,7 @@ def test_a_piece_encoded_again_gives_a_usable_rendition(ffmpeg, tmp_path):
     source = recording_file(str(tmp_path / "retry.webm"), seconds=6)
     pieces = rendition.plan_pieces(ffmpeg, source, TARGET, LONGEST)
     assert [Piece(**asdict(piece)) for piece in pieces] == pieces  # plain data for a message
-    audio_source = str(tmp_path / "audio-source.mka")
-    sources = rendition.split_pieces(ffmpeg, source, pieces, str(tmp_path), audio_source)
+    sources = rendition.split_pieces(ffmpeg, source, pieces, str(tmp_path))
     encoded = [str(tmp_path / f"piece-{piece.index}.mp4") for piece in pieces]
     for path, piece, out in zip(sources, pieces, encoded):
         rendition.encode_piece(ffmpeg, path, piece, out)
@@ -203,7 +204,9 @@ def test_a_piece_encoded_again_gives_a_usable_rendition(ffmpeg, tmp_path):
     with open(encoded[1], "r+b") as half:
         half.truncate(os.path.getsize(encoded[1]) // 2)
     rendition.encode_piece(ffmpeg, sources[1], pieces[1], encoded[1])
-    # the audio job reads the audio alone, copied out in the split's pass; mono stays mono
+    # the audio job reads the audio alone, copied out before the cut; mono stays mono
+    audio_source = rendition.copy_audio(ffmpeg, source, str(tmp_path / "audio-source.mka"))
+    assert all(ffmpeg.probe(path).audio is None for path in sources)
     copied = ffmpeg.probe(audio_source)
     assert copied.video is None and copied.audio.codec == "opus"
     assert os.path.getsize(audio_source) < os.path.getsize(source) / 4

@@ -15,6 +15,7 @@ from chalice.local import LambdaContext
 import app as app_module
 from chalicelib.media.ffmpeg import Ffmpeg
 from chalicelib.ports import JOIN, RENDITION, RENDITION_ASSEMBLE, RENDITION_AUDIO, RENDITION_PIECE
+from chalicelib.renditions import RenditionOutcome
 from devtools.worker import sqs_event
 from tests.helpers import body
 from tests.media_factory import cut, fragmented_mp4, unseekable_stream
@@ -199,3 +200,39 @@ def test_an_h264_opus_matroska_recording_s_rendition_copies_the_video_and_encode
     assert video_crcs(mp4) == video_crcs(original)
     assert abs(ffmpeg.probe(mp4).duration - ffmpeg.probe(original).duration) <= 0.1
     assert decode_errors(mp4) == ""
+
+
+@pytest.mark.parametrize("container, codec, content_type", [
+    ("webm", "vp8", "video/webm"),  # pieces to encode after the audio is done
+    ("matroska", "h264", "video/x-matroska;codecs=avc1,opus"),  # none: the plan queues the assembly
+])
+def test_the_audio_is_queued_before_the_video_is_cut_and_may_finish_before_the_plan(
+        client, monkeypatch, one_second_pieces, container, codec, content_type):
+    video_id, auth = record(client, unseekable_stream(container, codec, "opus", seconds=3.0), content_type)
+    plan = run_until(RENDITION)
+    services = app_module.services()
+    queue, store = services.backend.queue, services.backend.store
+    chunks = services.backend.catalog.get(video_id).compiled_chunks
+    stored_when_queued = []
+    schedule = queue.schedule_steps
+
+    def audio_done_at_once(requests):
+        """The audio step, as fast as it could be: run the moment it is queued."""
+        for request in requests:
+            if request.kind == RENDITION_AUDIO:
+                stored_when_queued.append(sorted(store.work_files(video_id, "rendition", chunks)))
+                assert services.renditions.run(request) is RenditionOutcome.STEP_DONE
+            else:
+                schedule([request])
+    monkeypatch.setattr(queue, "schedule_steps", audio_done_at_once)
+    answer = app_module.join_videos(sqs_event(plan.body, plan.receipt),
+                                    LambdaContext("join_videos", memory_size=1024))
+    assert not answer["batchItemFailures"]
+    plan.acknowledge()
+    monkeypatch.undo()
+    assert stored_when_queued == [["audio-source.mka"]]  # nor the plan nor a piece yet
+    kinds = run_queue()
+    assert kinds.count(RENDITION_ASSEMBLE) == 1 and kinds[-1] == RENDITION_ASSEMBLE
+    assert RENDITION_AUDIO not in kinds  # it ran once, early
+    [rendition] = body(client.http.get(f"/videos/{video_id}", headers=auth))["renditions"]
+    assert (rendition["state"], rendition["video_codec"], rendition["audio_codec"]) == ("ready", "h264", "aac")
