@@ -97,8 +97,8 @@ class Reencodes(StepJob):
         # The stored plan's cuts stand for the same files: their packets are not read again.
         if plan is not None and plan.same_files(layout):
             if _outputs(plan) <= stored:  # every step is done: join what they made
-                pieces = [self.files.get(video_id, chunks, piece_name(piece.index), work)
-                          for piece in plan.pieces]
+                pieces = self.files.get_many(video_id, chunks, [piece_name(piece.index) for piece in plan.pieces],
+                                             work)
                 audio = self.files.get(video_id, chunks, AUDIO, work) if plan.audio else None
                 media_reencode.join(self.ffmpeg, pieces, audio, output)
                 return

@@ -291,7 +291,7 @@ class RenditionJob(StepJob):
             self.queue.schedule_steps(_steps_for(plan, video_id, chunks, missing))
             return RenditionOutcome.STEPS_MISSING
         started = time.monotonic()
-        pieces = [self.files.get(video_id, chunks, piece_name(piece.index), work) for piece in plan.pieces]
+        pieces = self.files.get_many(video_id, chunks, [piece_name(piece.index) for piece in plan.pieces], work)
         audio = self.files.get(video_id, chunks, AUDIO, work) if plan.audio else None
         out = os.path.join(work, "rendition.mp4")
         media_rendition.assemble(self.ffmpeg, pieces, audio, out)

@@ -26,7 +26,10 @@ logger = Logger(child=True)
 
 PLAN = "plan.json"
 AUDIO = "audio.m4a"  # the audio step's output
-UPLOADS_AT_ONCE = 8  # PUTs at once when a plan's files are stored
+# Transfers at once when a plan's files are stored, or the pieces fetched to be joined:
+# dozens of files of a few megabytes each, each transfer waiting on S3 (its request,
+# its first byte) more than on the network.
+TRANSFERS_AT_ONCE = 8
 
 
 def piece_name(index: int) -> str:
@@ -54,6 +57,13 @@ class WorkFiles:
         self.store.download_file(self.store.work_key(video_id, self.job, chunks, name), path)
         return path
 
+    def get_many(self, video_id: int, chunks: int, names: list[str], work: str) -> list[str]:
+        """Download stored files into the work directory a few at once; their paths, in
+        the order of `names`."""
+        with ThreadPoolExecutor(max_workers=TRANSFERS_AT_ONCE) as pool:
+            return [done.result() for done in [pool.submit(carried(self.get), video_id, chunks, name, work)
+                                               for name in names]]
+
     def put(self, video_id: int, chunks: int, path: str, name: str) -> None:
         self.store.upload_file(path, self.store.work_key(video_id, self.job, chunks, name),
                                "application/octet-stream")
@@ -61,7 +71,7 @@ class WorkFiles:
     def put_plan(self, video_id: int, chunks: int, files: list[tuple[str, str]], plan: bytes,
                  work: str) -> None:
         """Store the files (path, name) a few at once, then the plan."""
-        with ThreadPoolExecutor(max_workers=UPLOADS_AT_ONCE) as pool:
+        with ThreadPoolExecutor(max_workers=TRANSFERS_AT_ONCE) as pool:
             for done in [pool.submit(carried(self.put), video_id, chunks, path, name)
                          for path, name in files]:
                 done.result()

@@ -2,6 +2,8 @@
 else the same process's store does meanwhile, and reported in the join's log lines and
 metrics. Over the in-memory backend; the real strategies on real media are in
 tests/integration/test_join_transfers.py (they run ffmpeg)."""
+import os
+import tempfile
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -117,3 +119,27 @@ def test_a_join_reports_what_it_moved_and_not_what_another_job_did_meanwhile(mem
     out = capsys.readouterr().out
     assert metric_values(out, "JoinBytesMoved", join_method="remux") == [6608.0]
     assert metric_values(out, "JoinBytesCopiedInS3", join_method="remux") == [0.0]
+
+
+def test_a_step_fetches_the_pieces_it_joins_a_few_at_once_counted_in_its_scope():
+    from chalicelib.adapters.memory_store import MemoryStore
+    from chalicelib.steps import TRANSFERS_AT_ONCE, WorkFiles
+
+    two_at_once = threading.Barrier(2, timeout=5)  # broken, and the test failed, if one at a time
+
+    class WaitingStore(MemoryStore):
+        def download_file(self, key: str, path: str) -> None:
+            two_at_once.wait()
+            super().download_file(key, path)
+
+    store = WaitingStore()
+    names = [f"piece-{index:05d}.mp4" for index in range(TRANSFERS_AT_ONCE * 2)]
+    for index, name in enumerate(names):
+        store.objects[store.work_key(7, "rendition", 3, name)] = bytes([index]) * (index + 1)
+    with tempfile.TemporaryDirectory() as work, scope() as moved:
+        paths = WorkFiles(store, "rendition").get_many(7, 3, names, work)
+        assert [os.path.basename(path) for path in paths] == names  # in the order asked
+        for index, path in enumerate(paths):
+            with open(path, "rb") as piece:
+                assert piece.read() == bytes([index]) * (index + 1)
+    assert moved.snapshot().read == sum(range(1, len(names) + 1))
