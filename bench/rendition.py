@@ -11,11 +11,11 @@ one run:
   checked against the single pass (frame count, duration, audio and video ending together);
 - a few pieces encoded again on one core alone (the process pinned to CPU 0): the time a
   piece takes on 1 vCPU, which is what a Lambda of 1,769 MB has;
-- the audio-only file that split_pieces copies beside the pieces (its size) and
-  encode_audio on it alone, on both cores and pinned to one core.
+- the audio-only file that copy_audio writes before the video is cut (its size, the
+  copy's time) and encode_audio on it alone, on both cores and pinned to one core.
 
 Then a model, not a measurement, of the rendition on Lambda as a fan-out of queued jobs
-(plan job -> piece jobs + audio job -> assemble job) with 20-60 pieces at once, for a 10-
+(plan job: audio copy -> audio job, then the cut -> piece jobs; -> assemble job) with 20-60 pieces at once, for a 10-
 and a 60-minute recording, from those times and the assumptions in LAMBDA below, and
 writes bench/results/rendition-latest.md. Timings are never asserted in the tests.
 """
@@ -39,6 +39,8 @@ from bench.recording import WORK, ffmpeg_binary, recording  # noqa: E402
 from chalicelib.media import rendition  # noqa: E402
 from chalicelib.media.ffmpeg import Ffmpeg  # noqa: E402
 from bench.provenance import git
+from chalicelib.adapters.s3 import _UPLOAD as TRANSFERS  # noqa: E402  how the product moves files
+from chalicelib.steps import TRANSFERS_AT_ONCE  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 SOURCE_SECONDS = 600
@@ -55,7 +57,10 @@ LAMBDA = {
     "core_speed": 1.0,  # a Lambda vCPU as fast as one core here: an assumption, not measured
     "s3_mb_per_s": 80.0,  # one connection's GET or PUT throughput (assumed; not published)
     "s3_request_s": 0.1,  # first byte of a GET or a PUT's answer (assumed)
-    "put_connections": 4,  # the plan job's parallel PUTs, each at s3_mb_per_s (assumed)
+    # connections a job keeps busy at once, each at s3_mb_per_s: the product's transfers
+    # send an object in parts of TRANSFERS.multipart_chunksize, TRANSFERS.max_concurrency
+    # at once; the plan job's many PUTs share as many (an assumption kept modest)
+    "connections": TRANSFERS.max_concurrency,
     "dispatch_s": 1.0,  # SQS to a running handler, cold start with the layer (assumed)
     "sqs_at_once": 8,  # SendMessage calls at once, as chalicelib/adapters/sqs.py sends them
     "sqs_send_s": 0.1,  # one SendMessage request (assumed)
@@ -109,11 +114,11 @@ def stream_ends(ffmpeg: Ffmpeg, path: str) -> tuple[int, float, float]:
 def one_core_times(ffmpeg: Ffmpeg, source: str, pieces, work: str
                    ) -> tuple[list[tuple[float, float]], dict]:
     """(piece seconds, encode seconds) of a few pieces encoded with this process (and so
-    its ffmpeg) pinned to CPU 0; and the audio-only file split_pieces writes: its size and
+    its ffmpeg) pinned to CPU 0; and the audio-only file copy_audio writes: its size and
     encode_audio on it alone, on every core and pinned to CPU 0 (output size too)."""
     chosen = sorted({0, len(pieces) // 2, max(0, len(pieces) - 2)})[:ONE_CORE_SAMPLE]
-    audio_source = os.path.join(work, "audio-source.mka")
-    sources = rendition.split_pieces(ffmpeg, source, pieces, work, audio_source)
+    audio_source = rendition.copy_audio(ffmpeg, source, os.path.join(work, "audio-source.mka"))
+    sources = rendition.split_pieces(ffmpeg, source, pieces, work)
     audio = {"file_bytes": os.path.getsize(audio_source)}
     started = time.monotonic()
     rendition.encode_audio(ffmpeg, audio_source, os.path.join(work, "audio-all-cores.m4a"))
@@ -138,13 +143,25 @@ def one_core_times(ffmpeg: Ffmpeg, source: str, pieces, work: str
 
 def model(measured: dict) -> list[dict]:
     """The rendition on Lambda as queued jobs, per recording length, concurrency and
-    memory. Critical path: plan job + max(waves x piece job, audio job) + assemble job
-    (the piece jobs and the audio job start when the plan job has put their inputs and
-    sent their messages; the assemble job is queued by the last of them to finish)."""
+    memory. Critical path: max(audio queued + audio job, plan job + waves x piece job) +
+    assemble job (the plan job queues the audio job once it has copied the audio out and
+    stored it, then cuts the video and queues the piece jobs once their inputs are stored;
+    the assemble job is queued by the last of them to finish)."""
     mb = LAMBDA["s3_mb_per_s"]
     request = LAMBDA["s3_request_s"]
     dispatch = LAMBDA["dispatch_s"]
-    connections = LAMBDA["put_connections"]
+    connections = LAMBDA["connections"]
+
+    def transfer(size_mb: float) -> float:
+        """One object's GET or PUT, in parts over up to `connections` connections."""
+        parts = max(1, math.ceil(size_mb * 1e6 / TRANSFERS.multipart_chunksize))
+        return request + size_mb / (min(connections, parts) * mb)
+
+    def many(files: int, size_mb: float) -> float:
+        """Many files' GETs or PUTs (the pieces), TRANSFERS_AT_ONCE at once, sharing
+        `connections` connections' throughput."""
+        return math.ceil(files / TRANSFERS_AT_ONCE) * request + size_mb / (connections * mb)
+
     rows = []
     for length in LAMBDA["lengths"]:
         scale = length / measured["seconds"]
@@ -159,26 +176,24 @@ def model(measured: dict) -> list[dict]:
                 piece_s = min(60.0, max(measured["keyframe_s"], length / concurrency))
                 count = math.ceil(length / piece_s)
                 waves = math.ceil(count / concurrency)
-                # plan job: GET the source, plan + split (video pieces and the audio copy in
-                # one pass), PUT the count + 1 files over `connections` connections (each
-                # connection puts its share one after the other), send count + 1 messages
-                put = (math.ceil((count + 1) / connections) * request
-                       + (source_mb + audio_file_mb) / (connections * mb))
-                send = math.ceil((count + 1) / LAMBDA["sqs_at_once"]) * LAMBDA["sqs_send_s"]
-                plan = (dispatch + request + source_mb / mb + measured["plan_split_s"] * scale
-                        + put + send)
-                piece = (dispatch + request + source_mb / count / mb + piece_s * rate
-                         + request + rendition_mb / count / mb)
-                audio = (dispatch + request + audio_file_mb / mb + audio_s
-                         + request + audio_mb / mb)
-                join = (dispatch + request * 2 + (rendition_mb + audio_mb) / mb
-                        + measured["assemble_s"] * scale + request + rendition_mb / mb)
-                total = plan + max(waves * piece, audio) + join
+                # plan job: GET the source, copy the audio out, PUT it, send its message;
+                # then plan + split, PUT the count pieces' sources, send count messages
+                audio_queued = (dispatch + transfer(source_mb) + measured["audio_copy_s"] * scale
+                                + transfer(audio_file_mb) + LAMBDA["sqs_send_s"])
+                put = many(count, source_mb)
+                send = math.ceil(count / LAMBDA["sqs_at_once"]) * LAMBDA["sqs_send_s"]
+                plan = audio_queued + measured["plan_split_s"] * scale + put + send
+                piece = (dispatch + transfer(source_mb / count) + piece_s * rate
+                         + transfer(rendition_mb / count))
+                audio = dispatch + transfer(audio_file_mb) + audio_s + transfer(audio_mb)
+                join = (dispatch + many(count, rendition_mb) + transfer(audio_mb)
+                        + measured["assemble_s"] * scale + transfer(rendition_mb))
+                total = max(audio_queued + audio, plan + waves * piece) + join
                 rows.append({"length": length, "vcpus": vcpus, "memory": LAMBDA["memory_mb"][vcpus],
                              "concurrency": concurrency, "piece_s": piece_s, "pieces": count,
-                             "waves": waves, "plan": plan, "put": put, "piece": piece,
-                             "audio": audio, "join": join, "total": total,
-                             "goal": LAMBDA["goals"][length],
+                             "waves": waves, "audio_queued": audio_queued, "plan": plan,
+                             "put": put, "piece": piece, "audio": audio, "join": join,
+                             "total": total, "goal": LAMBDA["goals"][length],
                              "met": total <= LAMBDA["goals"][length]})
     return rows
 
@@ -234,6 +249,7 @@ def main() -> None:
         "rate_1": sum(t for _, t in one_core) / sum(s for s, _ in one_core),
         "rate_2": sum(first.piece_seconds) / sum(p.seconds for p in pieces),
         "plan_split_s": first.plan_seconds + first.split_seconds,
+        "audio_copy_s": first.audio_copy_seconds,
         "audio_s_render": first.audio_seconds,  # in the 1-worker run, on the audio-only file
         "audio_s_1": audio_alone["encode_one_core_s"],  # alone, pinned to one core
         "audio_s_2": audio_alone["encode_s"],  # alone, every core
@@ -291,11 +307,11 @@ def report_text(args, started_at, host, source, info, single_s, single_frames, s
         "## Measured on this machine",
         "",
         "| run | wall time | speed-up vs single pass | pieces | piece encode median / p95 / max | "
-        "encode s per s of video median / p95 / max | piece length median / max | split + plan "
-        "| audio pass | assemble | frames | duration | video end - audio end |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "encode s per s of video median / p95 / max | piece length median / max | audio copy "
+        "| split + plan | audio pass | assemble | frames | duration | video end - audio end |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
         f"| single pass | {single_s:.1f} s | 1.00x | - | - | "
-        f"{single_s / info.duration:.2f} (whole) | - | - | - | - | {single_frames} | "
+        f"{single_s / info.duration:.2f} (whole) | - | - | - | - | - | {single_frames} | "
         f"{info.duration:.2f} s (source) | {single_av * 1000:+.0f} ms |",
     ]
     for run in runs:
@@ -314,7 +330,7 @@ def report_text(args, started_at, host, source, info, single_s, single_frames, s
             f"{len(report.pieces)} | {statistics.median(times):.1f} / {percentile(times, 0.95):.1f} / "
             f"{max(times):.1f} s | {statistics.median(work):.2f} / {percentile(work, 0.95):.2f} / "
             f"{max(work):.2f} | {statistics.median(lengths):.1f} / {max(lengths):.1f} s | "
-            f"{report.plan_seconds + report.split_seconds:.2f} s | {report.audio_seconds:.1f} s | "
+            f"{report.audio_copy_seconds:.2f} s | {report.plan_seconds + report.split_seconds:.2f} s | {report.audio_seconds:.1f} s | "
             f"{report.assemble_seconds:.2f} s | {run['frames']}"
             f"{' (same)' if run['frames'] == single_frames else ' (**differs**)'} | "
             f"{run['duration']:.2f} s | {run['av'] * 1000:+.0f} ms |")
@@ -322,10 +338,11 @@ def report_text(args, started_at, host, source, info, single_s, single_frames, s
     media = measured["seconds"]
     lines += [
         "",
-        "- split + plan: one ffmpeg pass writes the video pieces and the audio-only copy; the "
-        "audio pass of each run is encode_audio on that audio-only file (with 1 worker it runs "
-        "alone, before the pieces; with more it shares the cores with them)",
-        f"- audio-only file (split_pieces' stream copy of the Opus track): "
+        "- audio copy: copy_audio's stream copy of the audio track alone, before the video is "
+        "planned and split; the audio pass of each run is encode_audio on that file, started "
+        "as soon as it is copied (so it shares the cores with the plan, the split and the "
+        "pieces, whatever the workers)",
+        f"- audio-only file (copy_audio's stream copy of the Opus track): "
         f"{measured['audio_file_mb_per_s'] * media:.2f} MB for {media:.0f} s "
         f"({measured['audio_file_mb_per_s'] * 8 * 1000:.0f} kbit/s; the source is "
         f"{measured['source_mb_per_s'] * media:.1f} MB); encode_audio on it alone: "
@@ -344,13 +361,14 @@ def report_text(args, started_at, host, source, info, single_s, single_frames, s
         "## Model: the rendition on Lambda as queued jobs, 20-60 pieces at once",
         "",
         "Calculated, not measured. Jobs, each its own Lambda invocation started by an SQS "
-        "message: the plan job (GET the source, plan_pieces, split_pieces: video pieces and the "
-        "audio copy in one pass, PUT every piece's source and the audio file, send one message "
-        "per piece and one for the audio); a piece job per piece, all at once up to the "
+        "message: the plan job (GET the source, copy_audio, PUT the audio-only file and send "
+        "the audio's message; then plan_pieces, split_pieces, PUT every piece's source, send "
+        "one message per piece); a piece job per piece, all at once up to the "
         "concurrency (GET its piece source, source size / pieces; encode_piece; PUT); the audio "
-        "job (GET the audio-only file, encode_audio, PUT the m4a); the assemble job, queued by "
-        "whichever finishes last (GET every encoded piece and the audio, assemble: stream copy "
-        "+ faststart, PUT).",
+        "job, started once the plan job has sent its message (GET the audio-only file, "
+        "encode_audio, PUT the m4a); the assemble job, queued by whichever finishes last (GET "
+        "every encoded piece, a few at once, and the audio, assemble: stream copy + "
+        "faststart, PUT).",
         "",
         "Per-piece encode time = piece length x the rate measured above (1 vCPU: the one-core "
         "rate; 2 vCPUs: the 1-worker rate); the audio encode: the measured audio-only time "
@@ -361,45 +379,52 @@ def report_text(args, started_at, host, source, info, single_s, single_frames, s
         "the equivalent of one vCPU\", https://docs.aws.amazon.com/lambda/latest/dg/"
         "configuration-memory.html). Assumed, not measured: S3 "
         f"{LAMBDA['s3_mb_per_s']:g} MB/s per connection for a GET or PUT plus "
-        f"{LAMBDA['s3_request_s']:g} s per request; the plan job PUTs over "
-        f"{LAMBDA['put_connections']} parallel connections, each at {LAMBDA['s3_mb_per_s']:g} "
-        f"MB/s (so {LAMBDA['put_connections'] * LAMBDA['s3_mb_per_s']:g} MB/s in all; an "
-        f"assumption kept modest); {LAMBDA['dispatch_s']:g} s from the SQS message to a running "
+        f"{LAMBDA['s3_request_s']:g} s per request; an object moves in parts of "
+        f"{TRANSFERS.multipart_chunksize / 2 ** 20:g} MiB over min(parts, {LAMBDA['connections']}) "
+        f"connections, as the product's transfers send it (TransferConfig max_concurrency "
+        f"{TRANSFERS.max_concurrency}); the pieces are stored and fetched {TRANSFERS_AT_ONCE} "
+        f"at once (chalicelib/steps.py) sharing {LAMBDA['connections']} connections (so at most "
+        f"{LAMBDA['connections'] * LAMBDA['s3_mb_per_s']:g} MB/s for any job; an assumption "
+        f"kept modest); {LAMBDA['dispatch_s']:g} s from the SQS message to a running "
         f"handler (cold start with the layer) for each job; one SendMessage per step, "
         f"{LAMBDA['sqs_at_once']} at once (as the product sends them), "
         f"{LAMBDA['sqs_send_s']:g} s each. Measured and scaled linearly with length: "
         f"source {measured['source_mb_per_s'] * 8:.2f} Mbit/s (file size / length), audio-only "
         f"file {measured['audio_file_mb_per_s'] * 8 * 1000:.0f} kbit/s, m4a "
         f"{measured['audio_out_mb_per_s'] * 8 * 1000:.0f} kbit/s, rendition "
-        f"{measured['rendition_mb_per_s'] * 8:.2f} Mbit/s; plan + split "
+        f"{measured['rendition_mb_per_s'] * 8:.2f} Mbit/s; audio copy "
+        f"{measured['audio_copy_s']:.2f} s, plan + split "
         f"{measured['plan_split_s']:.2f} s and assemble {measured['assemble_s']:.2f} s for "
         f"{media:.0f} s (1-worker run); audio encode {measured['audio_s_1']:.1f} s (1 vCPU) / "
         f"{measured['audio_s_2']:.1f} s (2 vCPUs) for {media:.0f} s. Pieces are "
         "length / concurrency long (at most 60 s, at least the 2 s keyframe spacing); more "
         "pieces than concurrency run in waves.",
         "",
-        "Critical path: ready after = plan job + max(waves x piece job, audio job) + assemble "
-        "job, where",
+        "Critical path: ready after = max(audio queued + audio job, plan job + waves x piece "
+        "job) + assemble job, where T(MB) = request + MB / (min(parts, connections) x S3 MB/s) "
+        "is one object's GET or PUT, N(files, MB) = ceil(files / "
+        f"{TRANSFERS_AT_ONCE}) x request + MB / (connections x S3 MB/s) those of many, and",
         "",
-        "- plan job = dispatch + request + source MB / S3 MB/s + plan + split + PUT + send; "
-        "PUT = ceil((pieces + 1) / connections) x request + (source MB + audio-only MB) / "
-        "(connections x S3 MB/s); send = ceil((pieces + 1) / 8) x SendMessage time",
-        "- piece job = dispatch + request + source MB / pieces / S3 MB/s + piece length x rate "
-        "+ request + rendition MB / pieces / S3 MB/s",
-        "- audio job = dispatch + request + audio-only MB / S3 MB/s + audio encode + request + "
-        "m4a MB / S3 MB/s",
-        "- assemble job = dispatch + 2 x request + (rendition MB + m4a MB) / S3 MB/s + "
-        "assemble + request + rendition MB / S3 MB/s",
+        "- audio queued = dispatch + T(source MB) + audio copy + T(audio-only MB) + SendMessage "
+        "time",
+        "- plan job = audio queued + plan + split + PUT + send; PUT = N(pieces, source MB); "
+        "send = ceil(pieces / 8) x SendMessage time",
+        "- piece job = dispatch + T(source MB / pieces) + piece length x rate + T(rendition MB "
+        "/ pieces)",
+        "- audio job = dispatch + T(audio-only MB) + audio encode + T(m4a MB)",
+        "- assemble job = dispatch + N(pieces, rendition MB) + T(m4a MB) + assemble "
+        "+ T(rendition MB)",
         "",
-        "| recording | memory (vCPUs) | pieces at once | piece length | pieces (waves) | plan job "
-        "(of which PUT) | piece job | audio job | assemble job | ready after | goal | verdict |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| recording | memory (vCPUs) | pieces at once | piece length | pieces (waves) | audio "
+        "queued | plan job (of which PUT) | piece job | audio job | assemble job | ready after "
+        "| goal | verdict |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
         lines.append(
             f"| {row['length'] // 60} min | {row['memory']:,} MB ({row['vcpus']}) | "
             f"{row['concurrency']} | {row['piece_s']:.0f} s | {row['pieces']} ({row['waves']}) | "
-            f"{row['plan']:.1f} s ({row['put']:.1f} s) | {row['piece']:.1f} s | "
+            f"{row['audio_queued']:.1f} s | {row['plan']:.1f} s ({row['put']:.1f} s) | {row['piece']:.1f} s | "
             f"{row['audio']:.1f} s | {row['join']:.1f} s | {row['total']:.1f} s | "
             f"{row['goal']:.0f} s | {'met' if row['met'] else '**missed**'} |")
     return "\n".join(lines) + "\n"
