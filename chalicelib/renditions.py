@@ -294,7 +294,9 @@ class RenditionJob(StepJob):
         pieces = self.files.get_many(video_id, chunks, [piece_name(piece.index) for piece in plan.pieces], work)
         audio = self.files.get(video_id, chunks, AUDIO, work) if plan.audio else None
         out = os.path.join(work, "rendition.mp4")
-        media_rendition.assemble(self.ffmpeg, pieces, audio, out)
+        # encode_piece checked each piece's frames before it was stored: the plan's count
+        # is what the joined file must hold, and the pieces are not read again to count them
+        media_rendition.assemble(self.ffmpeg, pieces, audio, out, sum(piece.frames for piece in plan.pieces))
         info = self.ffmpeg.probe(out)
         key = self.store.rendition_key(video_id, chunks)
         self.store.upload_file(out, key, CONTENT_TYPE)

@@ -259,10 +259,12 @@ def encode_audio(ffmpeg: Ffmpeg, source_path: str, out_path: str) -> str | None:
     return out_path
 
 
-def assemble(ffmpeg: Ffmpeg, piece_paths: list[str], audio_path: str | None, out_path: str) -> None:
+def assemble(ffmpeg: Ffmpeg, piece_paths: list[str], audio_path: str | None, out_path: str,
+             frames: int | None = None) -> None:
     """Join the encoded pieces (in order) by stream copy, each at its own start time, mux
-    the audio beside them and put the index first. Checked: every frame of the pieces is
-    in the result, and it lasts as long as they do."""
+    the audio beside them and put the index first. Checked: the result holds `frames`
+    frames, the plan's count (or, with None, every frame the pieces hold: counted, a read
+    of every piece), and it lasts as long as the pieces and audio do."""
     starts = [ffmpeg.start_time(path) for path in piece_paths]
     if not starts or None in starts or any(b <= a for a, b in zip(starts, starts[1:])):
         raise NotPlayable(f"the pieces do not follow each other (start times {starts})")
@@ -275,10 +277,12 @@ def assemble(ffmpeg: Ffmpeg, piece_paths: list[str], audio_path: str | None, out
                        audio_offset=(audio_start or origin) - origin,
                        timeout=STEP_TIMEOUT_SECONDS)
     try:
-        frames = sum(len(ffmpeg.video_packets(path)) for path in piece_paths)
+        expected, of = frames, "the plan"
+        if expected is None:
+            expected, of = sum(len(ffmpeg.video_packets(path)) for path in piece_paths), "its pieces"
         joined = len(ffmpeg.video_packets(partial))
-        if joined != frames:
-            raise NotPlayable(f"the joined rendition holds {joined} frames, its pieces {frames}")
+        if joined != expected:
+            raise NotPlayable(f"the joined rendition holds {joined} frames, {of} {expected}")
         last = ffmpeg.probe(piece_paths[-1]).duration or 0.0
         video_end = starts[-1] + last - origin
         audio_end = 0.0
@@ -326,7 +330,7 @@ def render(ffmpeg: Ffmpeg, source: str, out: str, workers: int | None = None,
             video = os.path.join(work, "piece-00000.mp4")
             piece = copy_video(ffmpeg, source, video)
             audio = encode_audio(ffmpeg, source, os.path.join(work, "audio.m4a"))
-            assemble(ffmpeg, [video], audio, out)
+            assemble(ffmpeg, [video], audio, out, piece.frames)
             return Rendition([piece], total_seconds=time.monotonic() - started)
         with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
             audio_source = copy_audio(ffmpeg, source, os.path.join(work, "audio-source.mka"))
@@ -343,7 +347,7 @@ def render(ffmpeg: Ffmpeg, source: str, out: str, workers: int | None = None,
             piece_seconds = [job.result()[1] for job in jobs]
             audio_path, audio_seconds = audio.result() if audio else (None, 0.0)
         encoded_at = time.monotonic()
-        assemble(ffmpeg, encoded, audio_path, out)
+        assemble(ffmpeg, encoded, audio_path, out, sum(piece.frames for piece in pieces))
         done = time.monotonic()
     return Rendition(pieces, copied - started, planned - copied, split - planned, piece_seconds,
                      audio_seconds, encoded_at - split, done - encoded_at, done - started)

@@ -240,6 +240,24 @@ def test_pieces_out_of_order_are_refused(ffmpeg, tmp_path):
                            str(tmp_path / "out.mp4"))
 
 
+def test_an_assembly_that_does_not_hold_the_plan_s_frames_fails_without_writing(ffmpeg, tmp_path):
+    source = recording_file(str(tmp_path / "short.webm"), seconds=6)
+    pieces = rendition.plan_pieces(ffmpeg, source, TARGET, LONGEST)
+    sources = rendition.split_pieces(ffmpeg, source, pieces, str(tmp_path))
+    encoded = [str(tmp_path / f"piece-{piece.index}.mp4") for piece in pieces]
+    for path, piece, out in zip(sources, pieces, encoded):
+        rendition.encode_piece(ffmpeg, path, piece, out)
+    planned = sum(piece.frames for piece in pieces)
+    # the last piece's file lost (replaced by the one before, as a stale object would be):
+    # the pieces still follow each other, but the joined file lacks frames the plan has
+    short = str(tmp_path / "short.mp4")
+    with pytest.raises(NotPlayable, match=f"holds {planned - pieces[-1].frames} frames, the plan {planned}"):
+        rendition.assemble(ffmpeg, encoded[:-1], None, short, planned)
+    assert not os.path.exists(short) and not os.path.exists(short + ".partial")
+    rendition.assemble(ffmpeg, encoded, None, short, planned)
+    assert len(packets(short, "v")) == planned
+
+
 def test_the_plan_cuts_at_keyframes_of_the_file(ffmpeg, tmp_path):
     source = recording_file(str(tmp_path / "plan.webm"), seconds=12, keyframe_seconds=1)
     pieces = rendition.plan_pieces(ffmpeg, source, target_seconds=4, max_seconds=6)
