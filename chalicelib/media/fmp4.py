@@ -40,6 +40,7 @@ import struct
 from dataclasses import dataclass, field
 
 from chalicelib.errors import NotPlayable
+from chalicelib.media import mp4_boxes as boxes
 from chalicelib.media import verify
 from chalicelib.media.ebml import Damaged, Incomplete, Unsupported  # noqa: F401
 
@@ -60,64 +61,6 @@ _FRAGMENT_PREFIX = {"styp", "prft", "emsg"}
 _FILLER = {"free", "skip"}
 _HEAD_BOXES_LATER = {"ftyp", "moov"}
 _DUMMY_MOOF_HEADER = struct.pack(">I4s", 8, b"moof")
-
-
-def _box_at(data, pos: int, end: int | None = None) -> tuple[str, int, int]:
-    """(type, body start, end) of the box at pos; Incomplete when its header is cut short."""
-    end = len(data) if end is None else end
-    if pos + 8 > end:
-        raise Incomplete()
-    size, kind = struct.unpack_from(">I4s", data, pos)
-    kind, body = kind.decode("latin-1"), pos + 8
-    if size == 1:  # a 64-bit size follows the type
-        if pos + 16 > end:
-            raise Incomplete()
-        size, body = struct.unpack_from(">Q", data, pos + 8)[0], pos + 16
-    elif size == 0:
-        raise Unsupported(f"the MP4 has a {kind!r} box that runs to the end of the file")
-    if size < body - pos:
-        raise Damaged(f"a box at byte {pos} is smaller than its own header")
-    return kind, body, pos + size
-
-
-def _children(data, start: int, end: int) -> list[tuple[str, int, int, int]]:
-    """(type, start, body start, end) of each box inside the body data[start:end]."""
-    found = []
-    while start < end:
-        try:
-            kind, body, box_end = _box_at(data, start, end)
-        except Incomplete:
-            box_end = end + 1
-        if box_end > end:
-            raise Damaged(f"a box inside another overruns it, at byte {start}")
-        found.append((kind, start, body, box_end))
-        start = box_end
-    return found
-
-
-def _child(data, start: int, end: int, path: str) -> tuple[int, int] | None:
-    """(body start, end) of the first box along a path like "mdia/mdhd", or None."""
-    for name in path.split("/"):
-        found = [(body, box_end) for kind, _, body, box_end in _children(data, start, end) if kind == name]
-        if not found:
-            return None
-        start, end = found[0]
-    return start, end
-
-
-def _u32(data, pos: int) -> int:
-    return struct.unpack_from(">I", data, pos)[0]
-
-
-def _after_times(data, body: int) -> int:
-    """Where mvhd, tkhd and mdhd fields after the creation and modification times start."""
-    return body + 4 + (16 if data[body] == 1 else 8)
-
-
-def _box(kind: str, body: bytes) -> bytes:
-    if len(body) + 8 < 1 << 32:
-        return struct.pack(">I4s", len(body) + 8, kind.encode("latin-1")) + body
-    return struct.pack(">I4sQ", 1, kind.encode("latin-1"), len(body) + 16) + body
 
 
 # --- the head -------------------------------------------------------------------------
@@ -176,12 +119,12 @@ class Head:
 
 def read_head(data) -> Head:
     """The head of a stream once data reaches the first moof's header; Incomplete before."""
-    kind, _, _ = _box_at(data, 0)
+    kind, _, _ = boxes.box_at(data, 0)
     if kind != "ftyp":
         raise Unsupported("the MP4 stream does not start with an ftyp box")
     pos, ftyp, moov, movie = 0, None, None, None
     while True:
-        kind, body, end = _box_at(data, pos)
+        kind, body, end = boxes.box_at(data, pos)
         if kind == "moof":
             break
         if kind == "mdat":
@@ -206,40 +149,41 @@ def read_head(data) -> Head:
 
 def _movie(data, start: int, end: int) -> tuple[int, dict[int, Track]]:
     """The movie timescale and the tracks of a moov's body."""
-    mvhd, mvex = _child(data, start, end, "mvhd"), _child(data, start, end, "mvex")
+    mvhd, mvex = boxes.child(data, start, end, "mvhd"), boxes.child(data, start, end, "mvex")
     if mvhd is None:
         raise Unsupported("the MP4's moov has no mvhd")
     if mvex is None:
         raise Unsupported("the MP4 is not fragmented (its moov has no mvex): a plain MP4 file")
     defaults = {}
-    for kind, _, body, _ in _children(data, *mvex):
+    for kind, _, body, _ in boxes.children(data, *mvex):
         if kind == "trex":
             track_id, _, duration, size, flags = struct.unpack_from(">5I", data, body + 4)
             defaults[track_id] = (duration, size, flags)
     tracks = {}
-    for kind, _, body, box_end in _children(data, start, end):
+    for kind, _, body, box_end in boxes.children(data, start, end):
         if kind != "trak":
             continue
-        tkhd, mdhd = _child(data, body, box_end, "tkhd"), _child(data, body, box_end, "mdia/mdhd")
-        hdlr, stbl = _child(data, body, box_end, "mdia/hdlr"), _child(data, body, box_end, "mdia/minf/stbl")
+        tkhd, mdhd = boxes.child(data, body, box_end, "tkhd"), boxes.child(data, body, box_end, "mdia/mdhd")
+        hdlr = boxes.child(data, body, box_end, "mdia/hdlr")
+        stbl = boxes.child(data, body, box_end, "mdia/minf/stbl")
         if tkhd is None or mdhd is None or hdlr is None:
             raise Unsupported("a track of the MP4 has no tkhd, mdhd or hdlr")
         if stbl is not None and _lists_samples(data, *stbl):
             raise Unsupported("the MP4's moov lists samples itself: a plain MP4 file, "
                               "not a fragmented stream")
-        track_id = _u32(data, _after_times(data, tkhd[0]))
+        track_id = boxes.u32(data, boxes.after_times(data, tkhd[0]))
         tracks[track_id] = Track(track_id, bytes(data[hdlr[0] + 8:hdlr[0] + 12]).decode("latin-1"),
-                                 _u32(data, _after_times(data, mdhd[0])),
+                                 boxes.u32(data, boxes.after_times(data, mdhd[0])),
                                  *defaults.get(track_id, (0, 0, 0)))
     if not any(track.handler in ("vide", "soun") for track in tracks.values()):
         raise Unsupported("the MP4 has neither a video nor an audio track")
-    return _u32(data, _after_times(data, mvhd[0])), tracks
+    return boxes.u32(data, boxes.after_times(data, mvhd[0])), tracks
 
 
 def _lists_samples(data, start: int, end: int) -> bool:
     """Whether a sample table (stbl) holds samples: a moov that is not a fragmented one's."""
     count_at = {"stts": 4, "stco": 4, "co64": 4, "stsz": 8, "stz2": 8}
-    return any(_u32(data, body + count_at[kind]) for kind, _, body, _ in _children(data, start, end)
+    return any(boxes.u32(data, body + count_at[kind]) for kind, _, body, _ in boxes.children(data, start, end)
                if kind in count_at)
 
 
@@ -328,7 +272,7 @@ def scan(data, offset: int, head: Head, index: Index) -> Scan:
     ended_fragment = False  # the last box read ended a fragment: free space after it is its
     while True:
         try:
-            kind, body, end = _box_at(data, pos)
+            kind, body, end = boxes.box_at(data, pos)
         except Incomplete:
             break
         at = offset + pos
@@ -366,7 +310,7 @@ def scan(data, offset: int, head: Head, index: Index) -> Scan:
             break
         sequence, runs = _read_moof(data, body, end, head, at)
         try:
-            media_kind, media_body, media_end = _box_at(data, end)
+            media_kind, media_body, media_end = boxes.box_at(data, end)
         except Incomplete:
             break
         if media_kind != "mdat":
@@ -387,9 +331,9 @@ def scan(data, offset: int, head: Head, index: Index) -> Scan:
 def _read_moof(data, start: int, end: int, head: Head, at: int) -> tuple[int, list[_Run]]:
     """The sequence number and the runs of a moof's body."""
     sequence, runs, data_end = None, [], None
-    for kind, _, body, box_end in _children(data, start, end):
+    for kind, _, body, box_end in boxes.children(data, start, end):
         if kind == "mfhd":
-            sequence = _u32(data, body + 4)
+            sequence = boxes.u32(data, body + 4)
         elif kind == "traf":
             run, data_end = _read_traf(data, body, box_end, head, at, data_end)
             if run is not None:
@@ -402,11 +346,11 @@ def _read_moof(data, start: int, end: int, head: Head, at: int) -> tuple[int, li
 def _read_traf(data, start: int, end: int, head: Head, at: int,
                previous_end: int | None) -> tuple[_Run | None, int]:
     """A traf's run (None when it has no sample), and where its data ends from the moof."""
-    boxes = _children(data, start, end)
-    tfhd = next((body for kind, _, body, _ in boxes if kind == "tfhd"), None)
+    inside = boxes.children(data, start, end)
+    tfhd = next((body for kind, _, body, _ in inside if kind == "tfhd"), None)
     if tfhd is None:
         raise Damaged(f"a traf of the moof at byte {at} has no tfhd")
-    flags, track_id = _u32(data, tfhd) & 0xFFFFFF, _u32(data, tfhd + 4)
+    flags, track_id = boxes.u32(data, tfhd) & 0xFFFFFF, boxes.u32(data, tfhd + 4)
     track = head.tracks.get(track_id)
     if track is None:
         raise Damaged(f"the moof at byte {at} has samples of track {track_id}, "
@@ -418,17 +362,18 @@ def _read_traf(data, start: int, end: int, head: Head, at: int,
     defaults = [track.default_sample_duration, track.default_sample_size, track.default_sample_flags]
     for i, flag in enumerate((_DEFAULT_DURATION, _DEFAULT_SIZE, _DEFAULT_FLAGS)):
         if flags & flag:
-            defaults[i], field_at = _u32(data, field_at), field_at + 4
+            defaults[i], field_at = boxes.u32(data, field_at), field_at + 4
     duration, size, sample_flags = defaults
     decode_time = None
-    for kind, _, body, _ in boxes:
+    for kind, _, body, _ in inside:
         if kind == "tfdt":
             decode_time = struct.unpack_from(">Q" if data[body] == 1 else ">I", data, body + 4)[0]
     # Relative to the moof, or (neither flag) to where the previous traf's data ends.
     base = 0 if flags & _DEFAULT_BASE_IS_MOOF or previous_end is None else previous_end
     cursor, total, last, first_flags, ranges = base, 0, 0, None, []
-    for kind, _, body, box_end in boxes:
-        run_flags, count = (_u32(data, body) & 0xFFFFFF, _u32(data, body + 4)) if kind == "trun" else (0, 0)
+    for kind, _, body, box_end in inside:
+        run_flags, count = ((boxes.u32(data, body) & 0xFFFFFF, boxes.u32(data, body + 4))
+                            if kind == "trun" else (0, 0))
         if count == 0:
             continue
         field_at = body + 8
@@ -436,7 +381,7 @@ def _read_traf(data, start: int, end: int, head: Head, at: int,
             cursor, field_at = base + struct.unpack_from(">i", data, field_at)[0], field_at + 4
         first = None
         if run_flags & _FIRST_SAMPLE_FLAGS:
-            first, field_at = _u32(data, field_at), field_at + 4
+            first, field_at = boxes.u32(data, field_at), field_at + 4
         names = [name for flag, name in _SAMPLE_FIELDS if run_flags & flag]
         table_end = field_at + 4 * len(names) * count
         if table_end > box_end:
@@ -520,54 +465,25 @@ def write_head(head: Head, index: Index, fragments_end: int, seekable: bool = Tr
     movie_duration = max(in_movie.values(), default=0)
 
     def trak(box: bytes) -> bytes:
-        _, body, end = _box_at(box, 0)
-        tkhd = _child(box, body, end, "tkhd")
-        track_id = _u32(box, _after_times(box, tkhd[0]))
-        return _rewritten(box, {"tkhd": lambda b: _with_duration(b, in_movie[track_id], 2),
-                                "mdhd": lambda b: _with_duration(b, track_ends[track_id], 1)})
+        _, body, end = boxes.box_at(box, 0)
+        tkhd = boxes.child(box, body, end, "tkhd")
+        track_id = boxes.u32(box, boxes.after_times(box, tkhd[0]))
+        return boxes.rewritten(box, {"tkhd": lambda b: boxes.with_duration(b, in_movie[track_id], 2),
+                                     "mdhd": lambda b: boxes.with_duration(b, track_ends[track_id], 1)})
 
-    moov = _rewritten(head.moov, {"mvhd": lambda b: _with_duration(b, movie_duration, 1),
-                                  "trak": trak, "mvex": lambda b: _with_mehd(b, movie_duration)})
+    moov = boxes.rewritten(head.moov, {"mvhd": lambda b: boxes.with_duration(b, movie_duration, 1),
+                                       "trak": trak, "mvex": lambda b: _with_mehd(b, movie_duration)})
     return head.ftyp + moov + (_sidx(head, index, fragments_end) if seekable else b"")
-
-
-def _rewritten(box: bytes, edits: dict) -> bytes:
-    """A box with the boxes named in edits replaced by what their function makes of them,
-    the containers above them resized, and every other byte as it was."""
-    kind, body, end = _box_at(box, 0)
-    if kind in edits:
-        return edits[kind](box)
-    if kind not in ("moov", "trak", "mdia"):
-        return box
-    return _box(kind, b"".join(_rewritten(box[start:box_end], edits)
-                               for _, start, _, box_end in _children(box, body, end)))
-
-
-def _with_duration(box: bytes, duration: int, fields_before: int) -> bytes:
-    """An mvhd, tkhd or mdhd with a new duration, as version 1 when it needs 64 bits. Each
-    has, after version and flags, two times, `fields_before` 32-bit fields (the timescale;
-    tkhd: the track ID and a reserved field), then the duration."""
-    kind, body, end = _box_at(box, 0)
-    width = 8 if box[body] == 1 else 4
-    middle_at = body + 4 + 2 * width
-    duration_at = middle_at + 4 * fields_before
-    rest = box[duration_at + width:end]
-    if width == 4 and duration < 1 << 32:
-        return box[:duration_at] + struct.pack(">I", duration) + rest
-    times = box[body + 4:middle_at]
-    if width == 4:
-        times = struct.pack(">QQ", *struct.unpack(">II", times))
-    return _box(kind, b"\x01" + box[body + 1:body + 4] + times + box[middle_at:duration_at]
-                + struct.pack(">Q", duration) + rest)
 
 
 def _with_mehd(mvex: bytes, duration: int) -> bytes:
     """The mvex with an mehd (the whole fragmented movie's duration) first, replacing one."""
-    _, body, end = _box_at(mvex, 0)
-    mehd = _box("mehd", b"\0\0\0\0" + struct.pack(">I", duration) if duration < 1 << 32
+    _, body, end = boxes.box_at(mvex, 0)
+    mehd = boxes.box("mehd", b"\0\0\0\0" + struct.pack(">I", duration) if duration < 1 << 32
                 else b"\x01\0\0\0" + struct.pack(">Q", duration))
-    kept = [mvex[start:box_end] for kind, start, _, box_end in _children(mvex, body, end) if kind != "mehd"]
-    return _box("mvex", mehd + b"".join(kept))
+    kept = [mvex[start:box_end] for kind, start, _, box_end in boxes.children(mvex, body, end)
+            if kind != "mehd"]
+    return boxes.box("mvex", mehd + b"".join(kept))
 
 
 def _sidx(head: Head, index: Index, fragments_end: int) -> bytes:
@@ -575,9 +491,9 @@ def _sidx(head: Head, index: Index, fragments_end: int) -> bytes:
     fragment. ffmpeg (and so Chromium) seeks every stream: a track without its own sidx is
     found by reading the fragments from the start up to the time sought."""
     order = [head.reference_track.track_id] + sorted(set(head.tracks) - {head.reference_track.track_id})
-    boxes = [_track_sidx(head.tracks[track_id], index.fragments, fragments_end) for track_id in order]
+    sidxes = [_track_sidx(head.tracks[track_id], index.fragments, fragments_end) for track_id in order]
     # Each sidx's offsets count from its own end: all but the last skip the ones after it.
-    following = [sum(len(box) for box in boxes[i + 1:]) for i in range(len(boxes))]
+    following = [sum(len(box) for box in sidxes[i + 1:]) for i in range(len(sidxes))]
     return b"".join(_track_sidx(head.tracks[track_id], index.fragments, fragments_end, skip)
                     for track_id, skip in zip(order, following))
 
@@ -605,5 +521,5 @@ def _track_sidx(track: Track, fragments: list[list], fragments_end: int, skip: i
         version, times = b"\0\0\0\0", struct.pack(">II", earliest, first_offset)
     else:
         version, times = b"\x01\0\0\0", struct.pack(">QQ", earliest, first_offset)
-    return _box("sidx", version + struct.pack(">II", track.track_id, track.timescale) + times
+    return boxes.box("sidx", version + struct.pack(">II", track.track_id, track.timescale) + times
                 + struct.pack(">HH", 0, len(references)) + b"".join(references))
