@@ -129,3 +129,35 @@ def mp4_sidx(data: bytes) -> dict:
         references.append((size, duration, sap >> 31, (sap >> 28) & 7))
     return {"reference_id": reference_id, "timescale": timescale, "earliest": earliest,
             "first_byte": end + first_offset, "references": references}
+
+
+def mp4_chunks(path: str) -> list[tuple[int, str, float]]:
+    """(byte offset, handler ("vide", "soun"), decode time in seconds of its first sample)
+    of every chunk of a non-fragmented MP4, in file order: how its tracks interleave."""
+    from chalicelib.media import mp4_boxes as boxes
+    data = open(path, "rb").read()
+    moov = next((body, end) for kind, _, body, end in boxes.children(data, 0, len(data)) if kind == "moov")
+    found = []
+    for kind, _, body, end in boxes.children(data, *moov):
+        if kind != "trak":
+            continue
+        hdlr, mdhd = boxes.child(data, body, end, "mdia/hdlr"), boxes.child(data, body, end, "mdia/mdhd")
+        handler = data[hdlr[0] + 8:hdlr[0] + 12].decode()
+        scale = boxes.u32(data, boxes.after_times(data, mdhd[0]))
+        stbl = boxes.child(data, body, end, "mdia/minf/stbl")
+        tables = {name: start for name, _, start, _ in boxes.children(data, *stbl)}
+
+        def entries(name: str, fields: str) -> list[tuple]:
+            count = boxes.u32(data, tables[name] + 4)
+            flat = struct.unpack_from(">" + fields * count, data, tables[name] + 8)
+            return list(zip(*[iter(flat)] * len(fields)))
+        durations = [delta for count, delta in entries("stts", "II") for _ in range(count)]
+        offsets = [offset for (offset,) in (entries("co64", "Q") if "co64" in tables else entries("stco", "I"))]
+        runs = entries("stsc", "III")
+        sample, time = 0, 0
+        for number, offset in enumerate(offsets, start=1):
+            found.append((offset, handler, time / scale))
+            per_chunk = next(count for first, count, _ in reversed(runs) if first <= number)
+            time += sum(durations[sample:sample + per_chunk])
+            sample += per_chunk
+    return sorted(found)

@@ -131,7 +131,7 @@ class Ffmpeg:
         listing = output + ".txt"
         with open(listing, "w") as out:
             for path in paths:
-                out.write(f"file '{path}'\n")
+                out.write(f"file '{_quoted(path)}'\n")
         self._run(ffmpeg.input(listing, f="concat", safe=0).output(output, **_copy_options(container)),
                   "the files could not be joined")
 
@@ -264,28 +264,6 @@ class Ffmpeg:
         stream = ffmpeg.output(ffmpeg.input(source)["a:0"], output, **options)
         self._run(stream.global_args("-copyts"), "the audio could not be encoded",
                   timeout=timeout)
-
-    def join_pieces(self, pieces: list[tuple[str, float | None]], audio: str | None,
-                    output: str, options: dict, video_offset: float = 0.0,
-                    audio_offset: float = 0.0, timeout: float | None = None) -> None:
-        """Join video files by stream copy (the concat demuxer: each file placed `seconds`
-        after the one before, its own timestamps inside; None for the last) and mux the
-        audio file's first stream beside them. The offsets delay either input."""
-        listing = output + ".txt"
-        with open(listing, "w") as out:
-            for path, seconds in pieces:
-                out.write(f"file '{_quoted(path)}'\n")
-                if seconds is not None:
-                    out.write(f"duration {seconds:.6f}\n")
-        video = ffmpeg.input(listing, f="concat", safe=0, itsoffset=f"{video_offset:.6f}")
-        streams = [video["v:0"]]
-        if audio:
-            streams.append(ffmpeg.input(audio, itsoffset=f"{audio_offset:.6f}")["a:0"])
-        try:
-            self._run(ffmpeg.output(*streams, output, c="copy", **options),
-                      "the pieces could not be joined", timeout=timeout)
-        finally:
-            os.unlink(listing)
 
 
 @dataclass(frozen=True)

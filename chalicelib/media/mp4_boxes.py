@@ -91,7 +91,7 @@ def rewritten(data: bytes, edits: dict) -> bytes:
     kind, body, end = box_at(data, 0)
     if kind in edits:
         return edits[kind](data)
-    if kind not in ("moov", "trak", "mdia"):
+    if kind not in ("moov", "trak", "mdia", "minf"):
         return data
     return box(kind, b"".join(rewritten(data[start:box_end], edits)
                               for _, start, _, box_end in children(data, body, end)))

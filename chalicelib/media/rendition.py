@@ -39,13 +39,12 @@ Why each step is done as it is:
 - **encode_audio** encodes the whole audio track in one pass: AAC is made of 1024-sample
   frames with a priming delay, so audio encoded in pieces would click or gap at every
   boundary; audio is cheap to encode (tens of times real time), so one job is enough.
-- **assemble** joins the encoded pieces with the concat demuxer by stream copy, placing
-  each piece at its own start time (the difference of the pieces' start times, read from
-  the files, is each piece's length in the listing): a piece's last frame lasts until the
-  next piece starts, even after a pause with no frames, so nothing drifts however many
-  pieces there are. The audio is muxed beside the video with the offset the source had
-  between them, and the index goes to the front (+faststart) so the phone can play
-  while it downloads.
+- **assemble** joins the encoded pieces by stream copy (chalicelib.media.mp4_join: a new
+  index from the pieces' sample tables, the samples' bytes copied once), placing each
+  piece at its own start time: a piece's last frame lasts until the next piece starts,
+  even after a pause with no frames, so nothing drifts however many pieces there are. The
+  audio goes beside the video with the offset the source had between them, and the index
+  goes first so the phone can play while it downloads.
 
 Encoder choices (VIDEO_OPTIONS, AUDIO_OPTIONS):
 
@@ -75,7 +74,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from chalicelib.errors import NotPlayable
-from chalicelib.media import verify
+from chalicelib.media import mp4_join, verify
+from chalicelib.media.ebml import Unsupported
 from chalicelib.media.ffmpeg import Ffmpeg, Packet
 from chalicelib.media.probe import MediaInfo
 
@@ -261,39 +261,33 @@ def encode_audio(ffmpeg: Ffmpeg, source_path: str, out_path: str) -> str | None:
 
 def assemble(ffmpeg: Ffmpeg, piece_paths: list[str], audio_path: str | None, out_path: str,
              frames: int | None = None) -> None:
-    """Join the encoded pieces (in order) by stream copy, each at its own start time, mux
-    the audio beside them and put the index first. Checked: the result holds `frames`
-    frames, the plan's count (or, with None, every frame the pieces hold: counted, a read
-    of every piece), and it lasts as long as the pieces and audio do."""
-    starts = [ffmpeg.start_time(path) for path in piece_paths]
-    if not starts or None in starts or any(b <= a for a, b in zip(starts, starts[1:])):
-        raise NotPlayable(f"the pieces do not follow each other (start times {starts})")
-    lengths = [b - a for a, b in zip(starts, starts[1:])] + [None]
-    audio_start = ffmpeg.start_time(audio_path) if audio_path else None
-    origin = min(starts[0], audio_start) if audio_start is not None else starts[0]
+    """Join the encoded pieces (in order) by stream copy, each at its own start time, with
+    the audio beside them and the index first (chalicelib.media.mp4_join). Checked: the
+    result holds `frames` frames, the plan's count (None: whatever the pieces hold), and
+    ffmpeg reads it as lasting as long as the pieces and the audio do."""
+    joined = join_files(piece_paths, audio_path)
+    if frames is not None and joined.frames != frames:
+        raise NotPlayable(f"the joined rendition holds {joined.frames} frames, the plan {frames}")
     partial = out_path + ".partial"
-    ffmpeg.join_pieces(list(zip(piece_paths, lengths)), audio_path, partial,
-                       dict(MP4, movflags="+faststart"), video_offset=starts[0] - origin,
-                       audio_offset=(audio_start or origin) - origin,
-                       timeout=STEP_TIMEOUT_SECONDS)
+    mp4_join.write(joined, piece_paths + ([audio_path] if audio_path else []), partial)
     try:
-        expected, of = frames, "the plan"
-        if expected is None:
-            expected, of = sum(len(ffmpeg.video_packets(path)) for path in piece_paths), "its pieces"
-        joined = len(ffmpeg.video_packets(partial))
-        if joined != expected:
-            raise NotPlayable(f"the joined rendition holds {joined} frames, {of} {expected}")
-        last = ffmpeg.probe(piece_paths[-1]).duration or 0.0
-        video_end = starts[-1] + last - origin
-        audio_end = 0.0
-        if audio_path:
-            audio_end = (audio_start - origin) + (ffmpeg.probe(audio_path).duration or 0.0)
-        verify.check_duration(ffmpeg.probe(partial).duration, max(video_end, audio_end),
+        verify.check_duration(ffmpeg.probe(partial).duration, max(joined.video_end, joined.audio_end or 0.0),
                               "its pieces and audio")
     except NotPlayable:
         os.unlink(partial)
         raise
     os.replace(partial, out_path)
+
+
+def join_files(piece_paths: list[str], audio_path: str | None) -> mp4_join.Joined:
+    """How the pieces and the audio join (mp4_join), from the files' heads; a piece or
+    audio the join cannot take is NotPlayable."""
+    try:
+        pieces = [mp4_join.track(*mp4_join.read_file_head(path)) for path in piece_paths]
+        audio = mp4_join.track(*mp4_join.read_file_head(audio_path)) if audio_path else None
+        return mp4_join.join(pieces, audio)
+    except Unsupported as error:
+        raise NotPlayable(f"the pieces cannot be joined: {error}") from error
 
 
 def _check_holds(packets: list[Packet], piece: Piece, what: str) -> None:
