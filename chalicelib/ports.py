@@ -228,6 +228,10 @@ class ObjectStore(Protocol):
     def download_file(self, key: str, path: str) -> None:
         """Write the object at key to a local file."""
 
+    def read(self, key: str, first_byte: int, max_bytes: int) -> bytes:
+        """At most max_bytes of the object at key from first_byte (b"" past its end): a
+        ranged read, for the few bytes of a large object that are wanted (a file's index)."""
+
     def work_key(self, video_id: int, job: str, chunk_count: int, name: str) -> str:
         """Where a file passed between the steps of a job in pieces goes (`job`: WORK_JOBS)
         for the compiled chunk count it is of."""

@@ -171,6 +171,9 @@ class MemoryStore:
             target.write(body)
         self.transfers.count(read=len(body))
 
+    def read(self, key: str, first_byte: int, max_bytes: int) -> bytes:
+        return self._read(self._existing(key)[first_byte:first_byte + max_bytes])
+
     def work_key(self, video_id: int, job: str, chunk_count: int, name: str) -> str:
         return work_prefix(video_id, job, chunk_count) + name
 

@@ -7,6 +7,7 @@ it is abandoned; the deployment's bucket lifecycle rule also expires objects wit
 after some weeks, so none outlives a sweep that failed or a record whose time-to-live ran
 out first."""
 import os
+import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 
 from boto3.s3.transfer import TransferConfig
@@ -44,6 +45,10 @@ _UPLOAD = TransferConfig(multipart_threshold=8 * 1024 * 1024,
 # has about 220 segments to copy once it is over. (chalicelib.aws sizes the connection
 # pool for this.)
 COMPOSE_CONCURRENCY = 32
+# Parts sent (not copied) held in memory at once by a composition: one who makes parts
+# faster than S3 takes them (a rendition streamed from its pieces) waits at send(), instead
+# of holding the whole object in memory. Eight 8 MiB parts: 64 MiB.
+SENDS_IN_FLIGHT = 8
 
 
 class S3Store:
@@ -225,6 +230,15 @@ class S3Store:
             self.client.download_file(self.bucket, key, path, Config=_UPLOAD)
         self.transfers.count(read=os.path.getsize(path))
 
+    def read(self, key: str, first_byte: int, max_bytes: int) -> bytes:
+        with aws.service_errors(_SERVICE):
+            try:
+                return self._get(key, first_byte, max_bytes)
+            except ClientError as error:
+                if aws.error_code(error) == "InvalidRange":
+                    return b""  # first_byte is at or past the end
+                raise
+
     def work_key(self, video_id: int, job: str, chunk_count: int, name: str) -> str:
         return work_prefix(video_id, job, chunk_count) + name
 
@@ -289,6 +303,7 @@ class S3Composition:
         self._pool: ThreadPoolExecutor | None = None
         self._parts: dict[int, Future] = {}
         self._held = dict(parts or {})  # part number -> ETag, for parts S3 holds already
+        self._room = threading.Semaphore(SENDS_IN_FLIGHT)
 
     @property
     def held(self) -> set[int]:
@@ -302,10 +317,15 @@ class S3Composition:
         self._parts[number] = self._pool.submit(carried(part))
 
     def send(self, number: int, body: bytes) -> None:
+        """Blocks while SENDS_IN_FLIGHT parts are being sent."""
         def upload() -> str:
-            etag = self._client.upload_part(PartNumber=number, Body=body, **self._common)["ETag"]
+            try:
+                etag = self._client.upload_part(PartNumber=number, Body=body, **self._common)["ETag"]
+            finally:
+                self._room.release()
             self._transfers.count(written=len(body))
             return etag
+        self._room.acquire()
         self._submit(number, upload)
 
     def copy_segment(self, number: int, video_id: int, segment: int, size: int,
@@ -337,6 +357,7 @@ class S3Composition:
             if self._pool is not None:
                 self._pool.shutdown(cancel_futures=True)
                 self._pool = None
+            self._room = threading.Semaphore(SENDS_IN_FLIGHT)  # cancelled sends never released theirs
 
     def complete(self) -> None:
         try:

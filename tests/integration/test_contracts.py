@@ -661,6 +661,10 @@ def test_the_steps_files_of_a_rendition_are_listed_and_removed_by_chunk_count(ba
     copy = tmp_path / "copy.bin"
     store.download_file(store.work_key(9, "rendition", 3, "piece-00000.mp4"), str(copy))
     assert copy.read_bytes() == b"piece"
+    key = store.work_key(9, "rendition", 3, "piece-00000.mp4")
+    assert [store.read(key, 1, 3), store.read(key, 3, 100), store.read(key, 5, 10)] == [b"iec", b"ce", b""]
+    with pytest.raises(StorageUnavailable):
+        store.read(store.work_key(9, "rendition", 3, "piece-00001.mp4"), 0, 10)
     store.delete_work(9, "rendition", 3)
     assert store.work_files(9, "rendition", 3) == set()
     assert store.work_files(9, "rendition", 4) == {"plan.json"}  # another compiled count's stay

@@ -143,3 +143,43 @@ def test_a_step_fetches_the_pieces_it_joins_a_few_at_once_counted_in_its_scope()
             with open(path, "rb") as piece:
                 assert piece.read() == bytes([index]) * (index + 1)
     assert moved.snapshot().read == sum(range(1, len(names) + 1))
+
+
+def test_a_composition_holds_a_bounded_number_of_sent_parts_in_memory():
+    """A sender faster than S3 waits at send() once SENDS_IN_FLIGHT parts are on their way,
+    so a rendition streamed into an upload never holds the whole object in memory."""
+    from chalicelib.adapters.s3 import SENDS_IN_FLIGHT, S3Composition
+
+    class SlowS3:
+        def __init__(self):
+            self.gate, self.lock, self.in_flight, self.most = threading.Event(), threading.Lock(), 0, 0
+
+        def upload_part(self, PartNumber, Body, **common):
+            with self.lock:
+                self.in_flight += 1
+                self.most = max(self.most, self.in_flight)
+            self.gate.wait(timeout=30)
+            with self.lock:
+                self.in_flight -= 1
+            return {"ETag": f"e{PartNumber}"}
+
+        def complete_multipart_upload(self, **arguments):
+            self.completed = [part["PartNumber"] for part in arguments["MultipartUpload"]["Parts"]]
+
+    s3 = SlowS3()
+    composition = S3Composition(s3, "bucket", "key", None, TransferCounter(), upload_id="u")
+    returned = []
+
+    def sender():
+        for number in range(1, SENDS_IN_FLIGHT + 5):
+            composition.send(number, b"x")
+            returned.append(number)
+
+    thread = threading.Thread(target=sender)
+    thread.start()
+    thread.join(timeout=0.5)  # long enough for every send to return, were they not bounded
+    assert thread.is_alive() and len(returned) == SENDS_IN_FLIGHT
+    s3.gate.set()
+    thread.join(timeout=30)
+    composition.complete()
+    assert s3.most <= SENDS_IN_FLIGHT and s3.completed == list(range(1, SENDS_IN_FLIGHT + 5))
