@@ -153,10 +153,7 @@ class Ffmpeg:
             video = ffmpeg.input(f"color=c=black:s={width}x{height}:r={rate}:d={frames / rate:.6f}",
                                  f="lavfi").video
         else:
-            video = (ffmpeg.input(source)["v:0"]
-                     .filter("scale", width, height, force_original_aspect_ratio="decrease")
-                     .filter("pad", width, height, "(ow-iw)/2", "(oh-ih)/2")
-                     .filter("setsar", 1))
+            video = _fitted(ffmpeg.input(source)["v:0"], size)
         video = video.filter("setpts", "PTS-STARTPTS").filter("fps", rate)
         if fill:
             video = video.filter("tpad", stop_mode="clone", stop_duration=f"{frames / rate:.6f}")
@@ -246,12 +243,8 @@ class Ffmpeg:
         """Re-encode the first video stream (and, with audio_options, the first audio
         stream) into `output`, every frame fitted into `size` (scaled, padded, square
         pixels). keep_timestamps: the output keeps the input's timestamps (-copyts)."""
-        width, height = size
         source_stream = ffmpeg.input(source)
-        video = (source_stream["v:0"]
-                 .filter("scale", width, height, force_original_aspect_ratio="decrease")
-                 .filter("pad", width, height, "(ow-iw)/2", "(oh-ih)/2")
-                 .filter("setsar", 1))
+        video = _fitted(source_stream["v:0"], size)
         streams = [video] + ([source_stream["a:0"]] if audio_options else [])
         stream = ffmpeg.output(*streams, output, **options, **(audio_options or {}))
         if keep_timestamps:
@@ -300,6 +293,19 @@ def _packets(framecrc: str) -> list[Packet]:
 def _quoted(path: str) -> str:
     """A path inside single quotes of a concat listing."""
     return path.replace("'", "'\\''")
+
+
+def _fitted(video, size: tuple[int, int]):
+    """`video` scaled into `size` (never stretched: padded, square pixels), its pixels in
+    BT.601 limited range, the colours rendition.VIDEO_OPTIONS tags. Every encode is then
+    described alike whatever its source said (pieces of differing files join under one
+    sample description), and Chromium's recordings, BT.601 without a tag, are not
+    converted at all."""
+    width, height = size
+    return (video.filter("scale", width, height, force_original_aspect_ratio="decrease",
+                         out_color_matrix="bt601", out_range="tv")
+            .filter("pad", width, height, "(ow-iw)/2", "(oh-ih)/2")
+            .filter("setsar", 1))
 
 
 def _audio_copy(source, output: str):

@@ -42,6 +42,12 @@ from chalicelib.media.ffmpeg import Ffmpeg, Packet, frame_rate
 from chalicelib.media.probe import MediaInfo
 
 
+# Every piece in one time base whatever its file's was, so the pieces of files that differ
+# are described alike and join under one index (mp4_join): 90 kHz, MP4's usual video clock,
+# places frames of any rate within 6 microseconds.
+PIECE_MP4 = dict(rendition.PIECE_MP4, **{"enc_time_base:v": "1:90000", "video_track_timescale": 90000})
+
+
 @dataclass(frozen=True)
 class Part:
     """A file of the recording."""
@@ -204,7 +210,7 @@ def encode_part(ffmpeg: Ffmpeg, source: str | None, plan: Plan, piece: Piece, ou
     # Frames at multiples of 1/rate before the piece's end: an inner piece's length is a
     # whole number of frames (less rounding), a file's last piece ends where the file does.
     frames = math.ceil(piece.seconds * plan.rate - 1e-3)
-    ffmpeg.encode_part(source if part.video else None, partial, dict(rendition.VIDEO_OPTIONS, **rendition.MP4),
+    ffmpeg.encode_part(source if part.video else None, partial, dict(rendition.VIDEO_OPTIONS, **PIECE_MP4),
                        (plan.width, plan.height), plan.rate, start, frames,
                        fill=piece != plan.pieces_of(piece.file)[-1],
                        timeout=rendition.STEP_TIMEOUT_SECONDS)

@@ -83,9 +83,16 @@ VIDEO_OPTIONS = {"c:v": "libx264", "preset": "veryfast", "crf": 23, "profile:v":
                  "level:v": "4.1", "pix_fmt": "yuv420p", "maxrate": "8M", "bufsize": "16M",
                  # every decoded frame is encoded once, at its own time (no frame rate
                  # conversion), in the time base the source's container gave it
-                 "fps_mode": "passthrough", "enc_time_base:v": "demux"}
+                 "fps_mode": "passthrough", "enc_time_base:v": "demux",
+                 # one colour description for every encode (the pixels are converted to
+                 # it: ffmpeg._fitted): a screen's sRGB primaries, the BT.601 matrix
+                 # Chromium converts its captures with, limited range
+                 "color_primaries": "bt709", "color_trc": "bt709", "colorspace": "smpte170m",
+                 "color_range": "tv"}
 AUDIO_OPTIONS = {"c:a": "aac", "b:a": "128k", "ar": 48000, "ac": 2}
 MP4 = {"f": "mp4", "fflags": "+bitexact"}
+# A piece's index goes first, so the assembly reads it with one ranged read of its head.
+PIECE_MP4 = dict(MP4, movflags="+faststart")
 LARGEST_FRAME = (1920, 1080)  # level 4.1: 1080p; upright frames fit 1080x1920
 # A Lambda job stops at 900 s: an ffmpeg that would outlast it is stopped first, with a
 # reason, while the job can still report it.
@@ -138,7 +145,7 @@ def copy_video(ffmpeg: Ffmpeg, source_path: str, out_path: str) -> Piece:
     """The recording's video, copied into MP4 with its timestamps: the one piece of a
     rendition whose video plays as it is (copies_video), in encode_piece's place."""
     partial = out_path + ".partial"
-    ffmpeg.copy_video(source_path, partial, MP4, timeout=STEP_TIMEOUT_SECONDS)
+    ffmpeg.copy_video(source_path, partial, PIECE_MP4, timeout=STEP_TIMEOUT_SECONDS)
     packets = ffmpeg.video_packets(partial)
     if not packets:
         os.unlink(partial)
@@ -234,7 +241,7 @@ def encode_piece(ffmpeg: Ffmpeg, source_path: str, piece: Piece, out_path: str) 
     source_path: the piece's file from split_pieces. Running it again replaces out_path."""
     _check_holds(ffmpeg.video_packets(source_path), piece, "the piece's source file")
     partial = out_path + ".partial"
-    ffmpeg.encode_video(source_path, partial, dict(VIDEO_OPTIONS, **MP4),
+    ffmpeg.encode_video(source_path, partial, dict(VIDEO_OPTIONS, **PIECE_MP4),
                         (piece.width, piece.height), timeout=STEP_TIMEOUT_SECONDS)
     try:
         _check_holds(ffmpeg.video_packets(partial), piece, "the encoded piece")
@@ -262,32 +269,43 @@ def encode_audio(ffmpeg: Ffmpeg, source_path: str, out_path: str) -> str | None:
 def assemble(ffmpeg: Ffmpeg, piece_paths: list[str], audio_path: str | None, out_path: str,
              frames: int | None = None) -> None:
     """Join the encoded pieces (in order) by stream copy, each at its own start time, with
-    the audio beside them and the index first (chalicelib.media.mp4_join). Checked: the
-    result holds `frames` frames, the plan's count (None: whatever the pieces hold), and
-    ffmpeg reads it as lasting as long as the pieces and the audio do."""
-    joined = join_files(piece_paths, audio_path)
-    if frames is not None and joined.frames != frames:
-        raise NotPlayable(f"the joined rendition holds {joined.frames} frames, the plan {frames}")
+    the audio beside them and the index first (chalicelib.media.mp4_join), into out_path.
+    Checked as join_heads and check_joined check."""
+    joined = join_heads([mp4_join.read_file_head(path) for path in piece_paths],
+                        mp4_join.read_file_head(audio_path) if audio_path else None, frames)
     partial = out_path + ".partial"
     mp4_join.write(joined, piece_paths + ([audio_path] if audio_path else []), partial)
     try:
-        verify.check_duration(ffmpeg.probe(partial).duration, max(joined.video_end, joined.audio_end or 0.0),
-                              "its pieces and audio")
+        check_joined(ffmpeg, joined, partial)
     except NotPlayable:
         os.unlink(partial)
         raise
     os.replace(partial, out_path)
 
 
-def join_files(piece_paths: list[str], audio_path: str | None) -> mp4_join.Joined:
-    """How the pieces and the audio join (mp4_join), from the files' heads; a piece or
-    audio the join cannot take is NotPlayable."""
+def join_heads(piece_heads: list[tuple[bytes, bytes]], audio_head: tuple[bytes, bytes] | None,
+               frames: int | None = None) -> mp4_join.Joined:
+    """How the pieces and the audio join (mp4_join), from their heads (ftyp, moov); a piece
+    or audio the join cannot take is NotPlayable, and so is a join that does not hold
+    `frames` frames, the plan's count (None: whatever the pieces hold)."""
     try:
-        pieces = [mp4_join.track(*mp4_join.read_file_head(path)) for path in piece_paths]
-        audio = mp4_join.track(*mp4_join.read_file_head(audio_path)) if audio_path else None
-        return mp4_join.join(pieces, audio)
+        joined = mp4_join.join([mp4_join.track(*head) for head in piece_heads],
+                               mp4_join.track(*audio_head) if audio_head else None)
     except Unsupported as error:
         raise NotPlayable(f"the pieces cannot be joined: {error}") from error
+    if frames is not None and joined.frames != frames:
+        raise NotPlayable(f"the joined rendition holds {joined.frames} frames, the plan {frames}")
+    return joined
+
+
+def check_joined(ffmpeg: Ffmpeg, joined: mp4_join.Joined, path: str) -> MediaInfo:
+    """What ffmpeg reads of the joined file at path (the whole file, or its head alone:
+    ffmpeg reads the tracks' durations and codecs from the index): NotPlayable unless it
+    lasts as long as the pieces and the audio do."""
+    info = ffmpeg.probe(path)
+    verify.check_duration(info.duration, max(joined.video_end, joined.audio_end or 0.0),
+                          "its pieces and audio")
+    return info
 
 
 def _check_holds(packets: list[Packet], piece: Piece, what: str) -> None:
