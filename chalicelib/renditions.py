@@ -23,9 +23,11 @@ through S3 (`videos/<id>/rendition/<count>/`):
    output there, and the plan, queues RENDITION_ASSEMBLE (two may; assembling twice is
    harmless). The audio may finish before the plan is stored: the plan step, listing what
    is stored once its plan is, then finds the audio there and queues the assembly itself;
-3. **assemble** joins the encoded pieces and the audio by stream copy, uploads the MP4 next
-   to the compiled object (`videos/<id>/compiled/<count>.h264.mp4`), records it and
-   removes the steps' files.
+3. **assemble** joins the encoded pieces and the audio by stream copy (media.mp4_join): it
+   reads the pieces' indexes alone (a ranged read of each piece's head), writes the joined
+   index, then streams the MP4 next to the compiled object
+   (`videos/<id>/compiled/<count>.h264.mp4`) as a multipart upload, its parts sent while
+   the next pieces are fetched; it records the rendition and removes the steps' files.
 
 So no invocation encodes more than one piece, whatever the recording's length, and a piece
 that fails (its invocation killed, S3 out of reach) comes back alone: SQS delivers its
@@ -55,6 +57,7 @@ from typing import Callable
 from aws_lambda_powertools import Logger
 
 from chalicelib.errors import ConditionFailed, NotPlayable, StorageUnavailable
+from chalicelib.media import mp4_join
 from chalicelib.media import rendition as media_rendition
 from chalicelib.media.ffmpeg import Ffmpeg
 from chalicelib.media.probe import MediaInfo
@@ -291,16 +294,21 @@ class RenditionJob(StepJob):
             self.queue.schedule_steps(_steps_for(plan, video_id, chunks, missing))
             return RenditionOutcome.STEPS_MISSING
         started = time.monotonic()
-        pieces = self.files.get_many(video_id, chunks, [piece_name(piece.index) for piece in plan.pieces], work)
+        names = [piece_name(piece.index) for piece in plan.pieces]
+        heads = self.files.read_heads(video_id, chunks, names)
         audio = self.files.get(video_id, chunks, AUDIO, work) if plan.audio else None
-        out = os.path.join(work, "rendition.mp4")
         # encode_piece checked each piece's frames before it was stored: the plan's count
         # is what the joined file must hold, and the pieces are not read again to count them
-        media_rendition.assemble(self.ffmpeg, pieces, audio, out, sum(piece.frames for piece in plan.pieces))
-        info = self.ffmpeg.probe(out)
+        joined = media_rendition.join_heads(heads, mp4_join.read_file_head(audio) if audio else None,
+                                            sum(piece.frames for piece in plan.pieces))
+        head = os.path.join(work, "rendition-head.mp4")
+        with open(head, "wb") as out:
+            out.write(joined.head)
+        info = media_rendition.check_joined(self.ffmpeg, joined, head)
         key = self.store.rendition_key(video_id, chunks)
-        self.store.upload_file(out, key, CONTENT_TYPE)
-        ready = Rendition(chunks, RenditionState.READY, key=key, byte_size=os.path.getsize(out),
+        self.files.publish_joined(video_id, chunks, joined, names, [audio] if audio else [], work,
+                                  key, CONTENT_TYPE)
+        ready = Rendition(chunks, RenditionState.READY, key=key, byte_size=joined.size,
                           video_codec=info.video.codec if info.video else None,
                           audio_codec=info.audio.codec if info.audio else None)
         outcome = self._record(video_id, ready, RenditionOutcome.RENDERED)

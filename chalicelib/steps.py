@@ -7,6 +7,7 @@ Each job stores its plan last, after the files it names: a plan in the bucket sa
 files are there too. A step stores its output, then lists what is stored: S3 lists what
 was written before the listing, so the step that finishes last sees every output.
 """
+import contextlib
 import os
 import tempfile
 import time
@@ -17,8 +18,10 @@ from aws_lambda_powertools import Logger
 
 from chalicelib import leases
 from chalicelib.errors import NotPlayable, StorageUnavailable
+from chalicelib.media import mp4_join
 from chalicelib.media.ffmpeg import Ffmpeg
-from chalicelib.ports import Backend, ObjectStore
+from chalicelib.ports import Backend, Composition, ObjectStore
+from chalicelib.prefetch import prefetch_in_order
 from chalicelib.settings import Settings
 from chalicelib.transfers import carried
 
@@ -30,6 +33,11 @@ AUDIO = "audio.m4a"  # the audio step's output
 # dozens of files of a few megabytes each, each transfer waiting on S3 (its request,
 # its first byte) more than on the network.
 TRANSFERS_AT_ONCE = 8
+# The first bytes of an MP4 read to find its index: a piece's (written index first) is a
+# few tens of kB for a minute of video, so one ranged read has it all.
+HEAD_BYTES = 256 * 1024
+# The parts an object streamed into an upload is sent in, as large as the file transfers'.
+PART_BYTES = 8 * 1024 * 1024
 
 
 def piece_name(index: int) -> str:
@@ -64,6 +72,53 @@ class WorkFiles:
             return [done.result() for done in [pool.submit(carried(self.get), video_id, chunks, name, work)
                                                for name in names]]
 
+    def read_heads(self, video_id: int, chunks: int, names: list[str]) -> list[tuple[bytes, bytes]]:
+        """The (ftyp, moov) of stored MP4s, by ranged reads (a few at once), in order."""
+        def read_head(name: str) -> tuple[bytes, bytes]:
+            key = self.store.work_key(video_id, self.job, chunks, name)
+            first = self.store.read(key, 0, HEAD_BYTES)
+
+            def read_at(offset: int, count: int) -> bytes:
+                if offset + count <= len(first) or len(first) < HEAD_BYTES:  # or all there is
+                    return first[offset:offset + count]
+                return self.store.read(key, offset, count)
+            return mp4_join.read_head(read_at)
+        with ThreadPoolExecutor(max_workers=TRANSFERS_AT_ONCE) as pool:
+            return [done.result() for done in [pool.submit(carried(read_head), name) for name in names]]
+
+    def publish_joined(self, video_id: int, chunks: int, joined: mp4_join.Joined, names: list[str],
+                       local: list[str], work: str, key: str, content_type: str) -> None:
+        """Publish the joined file at key, streamed into a multipart upload as it is made:
+        the stored files `names` (the joined pieces) are fetched in order, TRANSFERS_AT_ONCE
+        ahead of the one being copied, and removed once copied; `local` (the audio) follow
+        them in the join's numbering. So the parts go up while later pieces come down, and
+        neither the work directory nor memory ever holds the whole file."""
+        paths: list[str | None] = []
+        fetched = prefetch_in_order(list(range(len(names))), lambda number: self.get(
+            video_id, chunks, names[number], work), window=TRANSFERS_AT_ONCE)
+
+        def path_of(source: int) -> str:
+            if source >= len(names):
+                return local[source - len(names)]
+            while len(paths) <= source:  # a piece's spans all come before the next piece's
+                paths.append(next(fetched))
+            return paths[source]
+
+        def done_with(source: int) -> None:
+            if source < len(names):
+                os.unlink(paths[source])
+
+        composition = self.store.start_composition(key, content_type)
+        try:
+            with contextlib.closing(fetched):
+                parts = Parts(composition)
+                mp4_join.copy(joined, path_of, parts, done_with)
+                parts.close()
+        except BaseException:
+            composition.abort()
+            raise
+        composition.complete()
+
     def put(self, video_id: int, chunks: int, path: str, name: str) -> None:
         self.store.upload_file(path, self.store.work_key(video_id, self.job, chunks, name),
                                "application/octet-stream")
@@ -86,6 +141,32 @@ class WorkFiles:
 
     def delete(self, video_id: int, chunks: int) -> None:
         self.store.delete_work(video_id, self.job, chunks)
+
+
+class Parts:
+    """A writer that sends what is written to a composition, in order, in parts of
+    PART_BYTES (the last one shorter). Composition.send holds back a writer faster than S3."""
+
+    def __init__(self, composition: Composition):
+        self.composition = composition
+        self.pending = bytearray()
+        self.number = 0
+
+    def write(self, data: bytes) -> int:
+        self.pending += data
+        while len(self.pending) >= PART_BYTES:
+            self._send(bytes(self.pending[:PART_BYTES]))
+            del self.pending[:PART_BYTES]
+        return len(data)
+
+    def close(self) -> None:
+        if self.pending or not self.number:
+            self._send(bytes(self.pending))
+            self.pending.clear()
+
+    def _send(self, part: bytes) -> None:
+        self.number += 1
+        self.composition.send(self.number, part)
 
 
 T = TypeVar("T")

@@ -13,9 +13,11 @@ import pytest
 from chalice.local import LambdaContext
 
 import app as app_module
+from chalicelib.media import rendition
 from chalicelib.media.ffmpeg import Ffmpeg
 from chalicelib.ports import JOIN, RENDITION, RENDITION_ASSEMBLE, RENDITION_AUDIO, RENDITION_PIECE
 from chalicelib.renditions import RenditionOutcome
+from chalicelib.steps import AUDIO, TRANSFERS_AT_ONCE, WorkFiles
 from devtools.worker import sqs_event
 from tests.helpers import body
 from tests.media_factory import cut, fragmented_mp4, unseekable_stream
@@ -236,3 +238,40 @@ def test_the_audio_is_queued_before_the_video_is_cut_and_may_finish_before_the_p
     assert RENDITION_AUDIO not in kinds  # it ran once, early
     [rendition] = body(client.http.get(f"/videos/{video_id}", headers=auth))["renditions"]
     assert (rendition["state"], rendition["video_codec"], rendition["audio_codec"]) == ("ready", "h264", "aac")
+
+
+def test_the_assembly_streams_the_mp4_never_holding_every_piece_and_writes_what_a_local_join_writes(
+        client, tmp_path, monkeypatch, one_second_pieces):
+    video_id, auth = record(client, unseekable_stream("webm", "vp8", "opus", seconds=12.0), "video/webm")
+    assembly = run_until(RENDITION_ASSEMBLE)
+    services = app_module.services()
+    store, chunks = services.backend.store, services.backend.catalog.get(video_id).compiled_chunks
+    names = sorted(name for name in store.work_files(video_id, "rendition", chunks) if name.startswith("piece-"))
+    assert len(names) > TRANSFERS_AT_ONCE + 1
+    local = [download(store.work_key(video_id, "rendition", chunks, name), tmp_path / name) for name in names]
+    audio = download(store.work_key(video_id, "rendition", chunks, AUDIO), tmp_path / AUDIO)
+    expected = tmp_path / "joined-here.mp4"
+    rendition.assemble(Ffmpeg(os.environ["FFMPEG_BINARY"]), local, audio, str(expected))
+    held = []  # the pieces' bytes in the assembly's work directory each time one arrives
+
+    def size_of(entry) -> int:
+        try:
+            return entry.stat().st_size
+        except FileNotFoundError:  # copied and removed meanwhile
+            return 0
+    fetch = WorkFiles.get
+
+    def observed(self, *arguments):
+        path = fetch(self, *arguments)
+        folder = os.path.dirname(path)
+        held.append(sum(size_of(entry) for entry in os.scandir(folder)
+                        if entry.name.startswith("piece-") and entry.name.endswith(".mp4")))
+        return path
+    monkeypatch.setattr(WorkFiles, "get", observed)
+    answer = app_module.join_videos(sqs_event(assembly.body, assembly.receipt),
+                                    LambdaContext("join_videos", memory_size=1024))
+    assert not answer["batchItemFailures"]
+    assembly.acknowledge()
+    made = download(services.backend.catalog.get(video_id).rendition.key, tmp_path / "streamed.mp4")
+    assert open(made, "rb").read() == expected.read_bytes()
+    assert 0 < max(held) < sum(os.path.getsize(path) for path in local)
