@@ -186,8 +186,13 @@ def model(measured: dict) -> list[dict]:
                 piece = (dispatch + transfer(source_mb / count) + piece_s * rate
                          + transfer(rendition_mb / count))
                 audio = dispatch + transfer(audio_file_mb) + audio_s + transfer(audio_mb)
-                join = (dispatch + many(count, rendition_mb) + transfer(audio_mb)
-                        + measured["assemble_s"] * scale + transfer(rendition_mb))
+                # assemble job: the pieces' heads (ranged reads, a few at once) and the m4a;
+                # then the MP4 streamed: each piece copied while the next come down and the
+                # parts before it go up (steps.WorkFiles.publish_joined), so it lasts the
+                # longer of the copy and the GETs + PUTs sharing the job's connections
+                stream = max(measured["assemble_s"] * scale, 2 * rendition_mb / (connections * mb))
+                join = (dispatch + math.ceil(count / TRANSFERS_AT_ONCE) * request + transfer(audio_mb)
+                        + transfer(rendition_mb / count) + stream + request)
                 total = max(audio_queued + audio, plan + waves * piece) + join
                 rows.append({"length": length, "vcpus": vcpus, "memory": LAMBDA["memory_mb"][vcpus],
                              "concurrency": concurrency, "piece_s": piece_s, "pieces": count,
@@ -366,9 +371,10 @@ def report_text(args, started_at, host, source, info, single_s, single_frames, s
         "one message per piece); a piece job per piece, all at once up to the "
         "concurrency (GET its piece source, source size / pieces; encode_piece; PUT); the audio "
         "job, started once the plan job has sent its message (GET the audio-only file, "
-        "encode_audio, PUT the m4a); the assemble job, queued by whichever finishes last (GET "
-        "every encoded piece, a few at once, and the audio, assemble: stream copy + "
-        "faststart, PUT).",
+        "encode_audio, PUT the m4a); the assemble job, queued by whichever finishes last (a "
+        "ranged GET of each encoded piece's head, a few at once, and the m4a; the joined "
+        "index written from them; then the MP4 streamed into a multipart upload: each piece "
+        "fetched while the one before is copied and the parts before it go up).",
         "",
         "Per-piece encode time = piece length x the rate measured above (1 vCPU: the one-core "
         "rate; 2 vCPUs: the 1-worker rate); the audio encode: the measured audio-only time "
@@ -412,8 +418,11 @@ def report_text(args, started_at, host, source, info, single_s, single_frames, s
         "- piece job = dispatch + T(source MB / pieces) + piece length x rate + T(rendition MB "
         "/ pieces)",
         "- audio job = dispatch + T(audio-only MB) + audio encode + T(m4a MB)",
-        "- assemble job = dispatch + N(pieces, rendition MB) + T(m4a MB) + assemble "
-        "+ T(rendition MB)",
+        f"- assemble job = dispatch + ceil(pieces / {TRANSFERS_AT_ONCE}) x request (the heads) + "
+        "T(m4a MB) + T(rendition MB / pieces) (the first piece) + max(assemble, 2 x rendition "
+        "MB / (connections x S3 MB/s)) + request (the upload's completion): the copy overlaps "
+        "the GETs and PUTs, which share the job's connections; assemble is the local "
+        "assemble measured above (index, copy of every byte, probe), counted whole",
         "",
         "| recording | memory (vCPUs) | pieces at once | piece length | pieces (waves) | audio "
         "queued | plan job (of which PUT) | piece job | audio job | assemble job | ready after "
