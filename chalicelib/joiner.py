@@ -189,7 +189,10 @@ class Joiner:
                                                 poster_key, media)
         except ConditionFailed:
             return JoinOutcome.SUPERSEDED
-        # Ready from now on. updated_at is when the last of these chunks was claimed.
+        # Ready from now on: the rendition is asked for first, so a client that sees the
+        # video ready finds it listed (pending) rather than missing while sources are deleted.
+        self._ask_for_rendition(video, media, prepared)
+        # updated_at is when the last of these chunks was claimed.
         moved_now = moved.snapshot()
         telemetry.video_ready(prepared.method.value, time.monotonic() - started,
                               self.clock() - video.updated_at, moved_now.through_us,
@@ -197,7 +200,6 @@ class Joiner:
         for key in replaced:
             self.store.delete(key)
         self._tidy(dataclasses.replace(video, compiled_chunks=video.chunk_count))
-        self._ask_for_rendition(video, media, prepared)
         logger.info("joined", extra={"video_id": video.video_id, "chunks": video.chunk_count,
                                      **media.as_dict(), **moved_now.as_log()})
         return JoinOutcome.JOINED

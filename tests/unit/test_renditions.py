@@ -246,9 +246,10 @@ def test_an_unknown_format_is_a_400(client, services, value):
     assert (refused.status_code, body(refused)["Code"]) == (400, "UnsupportedFormat")
 
 
-def test_the_join_job_asks_for_the_rendition_of_what_it_published(memory):
+def test_the_join_job_asks_for_the_rendition_of_what_it_published(memory, monkeypatch):
     """The join of VP8/Opus chunks is not run here (ffmpeg); what it does after finish_join
-    is: a pending rendition and a message of kind rendition."""
+    is: a pending rendition and a message of kind rendition, before anything else (a client
+    polling the status sees the video ready with its rendition listed)."""
     from chalicelib.joiner import Joiner
     from chalicelib.media.containers import WEBM
     from chalicelib.media.joins import PreparedJoin
@@ -269,10 +270,14 @@ def test_the_join_job_asks_for_the_rendition_of_what_it_published(memory):
     joiner: Joiner = memory.joiner
     joiner._poster = lambda *args: None
     video = memory.backend.catalog.get(video_id)
-    from chalicelib import transfers
+    from chalicelib import joiner as joiner_module, transfers
+    at_ready = []
+    monkeypatch.setattr(joiner_module.telemetry, "video_ready", lambda *args: at_ready.append(
+        memory.backend.catalog.get(video_id).current_rendition()))
     with transfers.scope() as moved:
         joiner._publish(video, prepared, "/tmp", {}, 0.0, moved)
     assert memory.backend.catalog.get(video_id).current_rendition().state is RenditionState.PENDING
+    assert [r.state for r in at_ready] == [RenditionState.PENDING]
     assert [d.request.kind for d in iter(memory.backend.queue.receive, None)] == [RENDITION]
 
 
