@@ -68,9 +68,7 @@ class WorkFiles:
     def get_many(self, video_id: int, chunks: int, names: list[str], work: str) -> list[str]:
         """Download stored files into the work directory a few at once; their paths, in
         the order of `names`."""
-        with ThreadPoolExecutor(max_workers=TRANSFERS_AT_ONCE) as pool:
-            return [done.result() for done in [pool.submit(carried(self.get), video_id, chunks, name, work)
-                                               for name in names]]
+        return _at_once(lambda name: self.get(video_id, chunks, name, work), names)
 
     def read_heads(self, video_id: int, chunks: int, names: list[str]) -> list[tuple[bytes, bytes]]:
         """The (ftyp, moov) of stored MP4s, by ranged reads (a few at once), in order."""
@@ -83,8 +81,7 @@ class WorkFiles:
                     return first[offset:offset + count]
                 return self.store.read(key, offset, count)
             return mp4_join.read_head(read_at)
-        with ThreadPoolExecutor(max_workers=TRANSFERS_AT_ONCE) as pool:
-            return [done.result() for done in [pool.submit(carried(read_head), name) for name in names]]
+        return _at_once(read_head, names)
 
     def publish_joined(self, video_id: int, chunks: int, joined: mp4_join.Joined, names: list[str],
                        local: list[str], work: str, key: str, content_type: str) -> None:
@@ -141,6 +138,13 @@ class WorkFiles:
 
     def delete(self, video_id: int, chunks: int) -> None:
         self.store.delete_work(video_id, self.job, chunks)
+
+
+def _at_once(function: Callable, names: list[str]) -> list:
+    """function(name) for each name, TRANSFERS_AT_ONCE at once, each in a copy of the
+    caller's context (what it moves counts for the caller); the results in order."""
+    with ThreadPoolExecutor(max_workers=TRANSFERS_AT_ONCE) as pool:
+        return [done.result() for done in [pool.submit(carried(function), name) for name in names]]
 
 
 class Parts:

@@ -65,12 +65,10 @@ class S3Store:
                    max_bytes: int | None = None) -> bytes:
         with aws.service_errors(_SERVICE):
             try:
-                return self._get(chunk_key(video_id, index), first_byte, max_bytes)
+                return self._ranged(chunk_key(video_id, index), first_byte, max_bytes)
             except ClientError as error:
                 if aws.error_code(error) in _NOT_FOUND:
                     raise ChunkMissing(index) from error
-                if aws.error_code(error) == "InvalidRange":
-                    return b""  # first_byte is at or past the end
                 raise
 
     def piece_upload_url(self, video_id: int, piece_id: str, expires_in: int) -> str:
@@ -232,12 +230,7 @@ class S3Store:
 
     def read(self, key: str, first_byte: int, max_bytes: int) -> bytes:
         with aws.service_errors(_SERVICE):
-            try:
-                return self._get(key, first_byte, max_bytes)
-            except ClientError as error:
-                if aws.error_code(error) == "InvalidRange":
-                    return b""  # first_byte is at or past the end
-                raise
+            return self._ranged(key, first_byte, max_bytes)
 
     def work_key(self, video_id: int, job: str, chunk_count: int, name: str) -> str:
         return work_prefix(video_id, job, chunk_count) + name
@@ -268,6 +261,15 @@ class S3Store:
             self.client.put_object(Bucket=self.bucket, Key=key, Body=body, ContentType=content_type,
                                    Tagging=_SOURCE_TAGGING)
         self.transfers.count(written=len(body))
+
+    def _ranged(self, key: str, first_byte: int, max_bytes: int | None) -> bytes:
+        """_get, b"" when first_byte is at or past the end."""
+        try:
+            return self._get(key, first_byte, max_bytes)
+        except ClientError as error:
+            if aws.error_code(error) == "InvalidRange":
+                return b""
+            raise
 
     def _get(self, key: str, first_byte: int = 0, max_bytes: int | None = None) -> bytes:
         extra = {}
